@@ -1,0 +1,20 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+.PHONY: dev test migrate fmt lint
+
+## Serve every function on http://localhost:9000 (local Postgres unless DATABASE_URL is set).
+dev:
+	@scripts/dev.sh
+
+## Everything CI checks: formatting, lints, unit and integration tests, the `make dev` smoke test.
+test:
+	@scripts/test.sh
+
+## Apply migrations to DATABASE_URL (use Neon's direct, non-pooler URL in production).
+migrate:
+	cargo run --quiet -p todo-chat --bin migrate
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --all-targets -- -D warnings

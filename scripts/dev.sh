@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make dev`: a local Postgres (unless DATABASE_URL is set), migrations, and every function
+# served by `cargo lambda watch` at its real path on http://localhost:$DEV_PORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Settings from .env (if any) never override what the caller already exported.
+if [ -f .env ]; then
+  while IFS='=' read -r key value; do
+    case "$key" in ''|\#*) continue ;; esac
+    [ -n "${!key:-}" ] || export "$key=$value"
+  done < .env
+fi
+export BETTER_AUTH_SECRET=${BETTER_AUTH_SECRET:-dev-secret-change-me-dev-secret-change-me}
+port=${DEV_PORT:-9000}
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  server=$(scripts/pg.sh start dev 54329)
+  psql -q "$server" -tAc "SELECT 1 FROM pg_database WHERE datname = 'todo_chat'" | grep -q 1 \
+    || psql -q "$server" -c "CREATE DATABASE todo_chat"
+  export DATABASE_URL="${server%/postgres}/todo_chat"
+  echo "dev: local Postgres at $DATABASE_URL (scripts/pg.sh stop dev stops it)"
+fi
+
+scripts/ensure-cargo-lambda.sh
+cargo build --quiet --workspace --bins
+cargo run --quiet -p todo-chat --bin migrate
+
+token=$(cargo run --quiet -p todo-chat --bin dev-token -- demo-user)
+[ -n "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ] \
+  || echo "dev: no LLM configured (set LLM_API_KEY in .env); chat turns will answer 503 llm_not_configured"
+cat <<EOT
+
+dev: serving on http://localhost:$port
+dev: token for user demo-user (24 h):
+$token
+
+Try:
+curl -s http://localhost:$port/api/demo-user/chat \\
+  -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
+  -d '{"message": "Add a task to buy milk"}'
+
+EOT
+exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port"

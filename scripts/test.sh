@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: formatting, lints and every test, against a throwaway Postgres unless
+# TEST_DATABASE_URL (or DATABASE_URL) names a server the tests may create databases on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --quiet --all-targets -- -D warnings
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  if [ -n "${DATABASE_URL:-}" ]; then
+    export TEST_DATABASE_URL=$DATABASE_URL
+  else
+    scripts/pg.sh wipe test
+    trap 'scripts/pg.sh wipe test' EXIT
+    TEST_DATABASE_URL=$(scripts/pg.sh start test "${TEST_PG_PORT:-54330}")
+    export TEST_DATABASE_URL
+  fi
+fi
+scripts/ensure-cargo-lambda.sh
+
+echo "== cargo test"
+cargo test --workspace
+echo "== make dev smoke test"
+cargo test -p todo-chat --test api -- --ignored

@@ -1,0 +1,22 @@
+//! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn.
+
+use lambda_http::{Body, Request, Response, http::StatusCode};
+
+use crate::{
+    app::App,
+    chat::{self, ChatRequest},
+    http::{self, ApiError},
+};
+
+/// Handles one chat request; always answers, never returns an error to the runtime.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    http::serve("chat", req, |req| async move {
+        let user = http::authenticate(&app.verifier, &req)?;
+        let request = ChatRequest::parse(req.body().as_ref())?;
+        let reply = chat::run_turn(app, &user, request)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(http::json_response(StatusCode::OK, &reply))
+    })
+    .await
+}

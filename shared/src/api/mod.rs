@@ -1,0 +1,4 @@
+//! One module per HTTP endpoint: each parses the request, calls the library and answers.
+//! The function binaries under `functions/` only wire these into the Lambda runtime.
+
+pub mod chat;

@@ -1,0 +1,64 @@
+//! The state one function instance builds at cold start and shares across invocations.
+
+use std::time::Duration;
+
+use crate::{
+    auth::Verifier,
+    config::{Config, ConfigError},
+    db::{self, DbError, Pool},
+    llm::LlmClient,
+};
+
+/// Long-lived, user-independent state: config, pool, HTTP client, keys. Never user data.
+pub struct App {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The database pool.
+    pub db: Pool,
+    /// Token verification.
+    pub verifier: Verifier,
+    /// The model, when one is configured.
+    pub llm: Option<LlmClient>,
+}
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The pool could not be built.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl App {
+    /// Builds the app from the process environment.
+    pub fn from_env() -> Result<Self, StartError> {
+        Self::new(Config::from_env()?)
+    }
+
+    /// Builds the app from `config`; opens no connection yet.
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        let db = db::pool(&config.database_url, config.db_pool_size)?;
+        let verifier = Verifier::hs256(config.auth_secret.as_bytes());
+        let llm = match &config.llm {
+            Some(llm_config) => {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build()?;
+                Some(LlmClient::new(http, llm_config.clone()))
+            }
+            None => None,
+        };
+        Ok(Self {
+            config,
+            db,
+            verifier,
+            llm,
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! Typed configuration, read once per cold start from the environment.
+
+use std::time::Duration;
+
+/// OpenRouter's OpenAI-compatible API, used when `LLM_BASE_URL` is not set.
+pub const DEFAULT_LLM_BASE_URL: &str = "https://openrouter.ai/api/v1";
+/// Model used when `LLM_MODEL` is not set.
+pub const DEFAULT_LLM_MODEL: &str = "openai/gpt-4o-mini";
+
+/// Everything the functions need to know about their environment.
+#[derive(Clone)]
+pub struct Config {
+    /// Postgres connection string (`sslmode=require` turns TLS on).
+    pub database_url: String,
+    /// Most connections one instance keeps open.
+    pub db_pool_size: usize,
+    /// Shared secret Better Auth signs HS256 tokens with.
+    pub auth_secret: String,
+    /// The LLM endpoint, or `None` when no LLM is configured.
+    pub llm: Option<LlmConfig>,
+    /// Hard limit on one whole chat turn, kept inside the Lambda timeout.
+    pub turn_deadline: Duration,
+}
+
+/// Where and how to reach the OpenAI-compatible chat-completions API.
+#[derive(Clone)]
+pub struct LlmConfig {
+    /// Base URL; `/chat/completions` is appended.
+    pub base_url: String,
+    /// Bearer key sent to the provider.
+    pub api_key: String,
+    /// Model name sent with every request.
+    pub model: String,
+    /// Upper bound on one call to the provider.
+    pub request_timeout: Duration,
+}
+
+// Hand-written so the database password and auth secret never reach a log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("db_pool_size", &self.db_pool_size)
+            .field("llm", &self.llm)
+            .field("turn_deadline", &self.turn_deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+// Hand-written so the API key never reaches a log line.
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setting that is missing or does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads the configuration from process environment variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let require = |key: &str| get(key).ok_or_else(|| ConfigError(format!("{key} must be set")));
+        let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            get(key).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| ConfigError(format!("{key} must be a whole number, got {v:?}")))
+            })
+        };
+
+        let auth_secret = require("BETTER_AUTH_SECRET")?;
+        if auth_secret.len() < 32 {
+            return Err(ConfigError(
+                "BETTER_AUTH_SECRET must be at least 32 characters".into(),
+            ));
+        }
+
+        // An LLM counts as configured once it has a key or an explicit endpoint
+        // (a local OpenAI-compatible server may need no key).
+        let api_key = get("LLM_API_KEY");
+        let base_url = get("LLM_BASE_URL");
+        let llm = if api_key.is_some() || base_url.is_some() {
+            Some(LlmConfig {
+                base_url: base_url
+                    .unwrap_or_else(|| DEFAULT_LLM_BASE_URL.into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                api_key: api_key.unwrap_or_default(),
+                model: get("LLM_MODEL").unwrap_or_else(|| DEFAULT_LLM_MODEL.into()),
+                request_timeout: Duration::from_millis(number("LLM_TIMEOUT_MS", 20_000)?),
+            })
+        } else {
+            None
+        };
+
+        Ok(Self {
+            database_url: require("DATABASE_URL")?,
+            db_pool_size: number("DB_POOL_SIZE", 2)? as usize,
+            auth_secret,
+            llm,
+            turn_deadline: Duration::from_millis(number("TURN_DEADLINE_MS", 25_000)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 2] = [
+        ("DATABASE_URL", "postgres://localhost/db"),
+        ("BETTER_AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn llm_is_unconfigured_without_key_or_url() {
+        assert!(config(&BASE).unwrap().llm.is_none());
+    }
+
+    #[test]
+    fn llm_defaults_to_openrouter_when_only_a_key_is_set() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LLM_API_KEY", "sk-test"));
+        let llm = config(&pairs).unwrap().llm.unwrap();
+        assert_eq!(llm.base_url, DEFAULT_LLM_BASE_URL);
+        assert_eq!(llm.model, DEFAULT_LLM_MODEL);
+    }
+
+    #[test]
+    fn short_auth_secret_is_rejected() {
+        let err = config(&[("DATABASE_URL", "x"), ("BETTER_AUTH_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("BETTER_AUTH_SECRET"));
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let mut pairs = BASE.to_vec();
+        pairs[0] = ("DATABASE_URL", "postgres://app:db-password@host/db");
+        pairs.push(("LLM_API_KEY", "sk-very-secret"));
+        let shown = format!("{:?}", config(&pairs).unwrap());
+        for secret in ["sk-very-secret", "db-password", BASE[1].1] {
+            assert!(!shown.contains(secret), "{secret} leaked into {shown}");
+        }
+    }
+}

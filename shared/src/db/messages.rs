@@ -1,0 +1,137 @@
+//! Queries on the `messages` table, always scoped to one user's conversation.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use super::DbError;
+use crate::auth::UserId;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The signed-in user.
+    User,
+    /// The assistant's final reply of a turn.
+    Assistant,
+}
+
+impl Role {
+    /// The value stored in the `role` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// A message just appended.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The new message's id.
+    pub id: Uuid,
+    /// Its place in the conversation, starting at 1.
+    pub seq: i32,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored message as replayed to the model.
+#[derive(Debug, Clone)]
+pub struct HistoryMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+    /// The tool calls made while producing it (assistant messages only).
+    pub tool_calls: Value,
+}
+
+/// Appends a message to `user`'s conversation; `None` when the conversation is missing or
+/// someone else's.
+///
+/// The conversation row is updated in the same statement: that bumps `updated_at`, keeps
+/// `message_count` exact and hands out the next gapless `seq` under the row's lock.
+pub async fn append(
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    conversation_id: Uuid,
+    role: Role,
+    content: &str,
+    tool_calls: &Value,
+) -> Result<Option<Appended>, DbError> {
+    let id = Uuid::new_v4();
+    let rows = client
+        .query_typed(
+            "WITH c AS (
+                 UPDATE conversations
+                 SET message_count = message_count + 1, updated_at = now()
+                 WHERE id = $1 AND user_id = $2
+                 RETURNING id, message_count
+             )
+             INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls)
+             SELECT $3, c.id, $2, c.message_count, $4, $5, $6 FROM c
+             RETURNING seq, created_at",
+            &[
+                (&conversation_id, Type::UUID),
+                (&user.as_str(), Type::TEXT),
+                (&id, Type::UUID),
+                (&role.as_str(), Type::TEXT),
+                (&content, Type::TEXT),
+                (tool_calls, Type::JSONB),
+            ],
+        )
+        .await?;
+    Ok(rows.first().map(|row| Appended {
+        id,
+        seq: row.get(0),
+        created_at: row.get(1),
+    }))
+}
+
+/// The latest `limit` messages of `user`'s conversation, oldest first.
+pub async fn recent(
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    conversation_id: Uuid,
+    limit: i64,
+) -> Result<Vec<HistoryMessage>, DbError> {
+    let rows = client
+        .query_typed(
+            "SELECT role, content, tool_calls FROM (
+                 SELECT seq, role, content, tool_calls FROM messages
+                 WHERE conversation_id = $1 AND user_id = $2
+                 ORDER BY seq DESC
+                 LIMIT $3
+             ) latest
+             ORDER BY seq",
+            &[
+                (&conversation_id, Type::UUID),
+                (&user.as_str(), Type::TEXT),
+                (&limit, Type::INT8),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let role: &str = row.get(0);
+            Ok(HistoryMessage {
+                role: Role::parse(role).ok_or_else(|| {
+                    DbError::Invariant(format!("unknown role {role:?} in messages"))
+                })?,
+                content: row.get(1),
+                tool_calls: row.get(2),
+            })
+        })
+        .collect()
+}

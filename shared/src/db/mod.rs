@@ -1,0 +1,103 @@
+//! Postgres access: the connection pool, migrations and one module of queries per table.
+//!
+//! Every query goes through `query_typed`, which sends an unnamed statement in a single
+//! round trip, so nothing depends on prepared statements surviving between transactions
+//! (Neon's pooler runs in transaction mode).
+
+pub mod conversations;
+pub mod messages;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime};
+use postgres_native_tls::MakeTlsConnector;
+
+/// The connection pool, built once per cold start.
+pub type Pool = deadpool_postgres::Pool;
+/// One pooled connection.
+pub type Client = deadpool_postgres::Client;
+
+/// How long to wait for a connection before calling the database unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+/// A database failure, split by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server cannot be reached or the connection broke: worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The server rejected a statement: a bug or a broken invariant.
+    #[error("database query failed: {0}")]
+    Query(#[source] tokio_postgres::Error),
+    /// Stored data breaks an invariant the schema should have kept.
+    #[error("database invariant broken: {0}")]
+    Invariant(String),
+    /// The pool or TLS could not be set up from the configuration.
+    #[error("database setup failed: {0}")]
+    Setup(String),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // Errors without a SQLSTATE come from the connection, not from the statement.
+        if e.is_closed() || e.code().is_none() {
+            DbError::Unavailable(e.to_string())
+        } else {
+            DbError::Query(e)
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => e.into(),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Builds the pool; no connection is opened until the first request needs one.
+pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbError> {
+    let mut pg: tokio_postgres::Config = database_url
+        .parse()
+        .map_err(|e| DbError::Setup(format!("DATABASE_URL does not parse: {e}")))?;
+    pg.connect_timeout(CONNECT_TIMEOUT);
+    // TLS is used when the URL's sslmode asks for it (Neon: sslmode=require).
+    let tls = native_tls::TlsConnector::new()
+        .map_err(|e| DbError::Setup(format!("TLS setup failed: {e}")))?;
+    let manager = Manager::from_config(
+        pg,
+        MakeTlsConnector::new(tls),
+        // Lambda freezes processes between invocations; a connection may have died meanwhile.
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| DbError::Setup(e.to_string()))
+}
+
+/// Applies every migration in `migrations/` that the database has not seen yet.
+pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
+    let mut client = pool.get().await?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut **client)
+        .await
+        .map_err(|e| DbError::Setup(format!("migration failed: {e}")))?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}

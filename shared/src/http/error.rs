@@ -1,0 +1,210 @@
+//! The API's error type and the one place it becomes an HTTP response.
+
+use lambda_http::{
+    Body, Response,
+    http::{StatusCode, header},
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::{auth::AuthError, chat::ChatError, db::DbError, input::InputError};
+
+/// Everything an endpoint can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid bearer token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// A valid token whose `exp` has passed.
+    #[error("token expired")]
+    TokenExpired,
+    /// The path names a user other than the token's subject.
+    #[error("forbidden")]
+    Forbidden,
+    /// The body is not JSON.
+    #[error("invalid json: {0}")]
+    InvalidJson(String),
+    /// A field or parameter breaks its rules.
+    #[error("validation failed on {field}: {reason}")]
+    Validation {
+        /// The offending field or parameter.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The conversation is missing or belongs to someone else (deliberately indistinguishable).
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// No route for this method and path.
+    #[error("route not found")]
+    RouteNotFound,
+    /// The model failed; the user's message is stored and the turn can be retried.
+    #[error("llm unavailable")]
+    LlmUnavailable {
+        /// The conversation holding the stored message.
+        conversation_id: Uuid,
+        /// The stored user message.
+        user_message_id: Uuid,
+    },
+    /// No LLM is configured; the user's message is stored.
+    #[error("llm not configured")]
+    LlmNotConfigured {
+        /// The conversation holding the stored message.
+        conversation_id: Uuid,
+        /// The stored user message.
+        user_message_id: Uuid,
+    },
+    /// The database cannot be reached right now.
+    #[error("database unavailable")]
+    DatabaseUnavailable,
+    /// Anything else; details go to the log, never to the client.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => ApiError::Unauthorized,
+            AuthError::Expired => ApiError::TokenExpired,
+        }
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Json(reason) => ApiError::InvalidJson(reason),
+            InputError::Field { field, reason } => ApiError::Validation { field, reason },
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                ApiError::DatabaseUnavailable
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::ConversationNotFound => ApiError::ConversationNotFound,
+            ChatError::LlmFailed { stored, source } => {
+                tracing::warn!(error = %source, "llm call failed");
+                ApiError::LlmUnavailable {
+                    conversation_id: stored.conversation_id,
+                    user_message_id: stored.message_id,
+                }
+            }
+            ChatError::LlmNotConfigured { stored } => ApiError::LlmNotConfigured {
+                conversation_id: stored.conversation_id,
+                user_message_id: stored.message_id,
+            },
+            ChatError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ConversationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::LlmUnavailable { .. }
+            | ApiError::LlmNotConfigured { .. }
+            | ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::TokenExpired => "token_expired",
+            ApiError::Forbidden => "forbidden",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::ConversationNotFound => "conversation_not_found",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::LlmUnavailable { .. } => "llm_unavailable",
+            ApiError::LlmNotConfigured { .. } => "llm_not_configured",
+            ApiError::DatabaseUnavailable => "database_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Unauthorized => "A valid bearer token is required.".into(),
+            ApiError::TokenExpired => "The bearer token has expired.".into(),
+            ApiError::Forbidden => "The token does not grant access to this user's data.".into(),
+            ApiError::InvalidJson(reason) => {
+                format!("The request body is not valid JSON: {reason}")
+            }
+            ApiError::Validation { field, reason } => format!("{field}: {reason}"),
+            ApiError::ConversationNotFound => "Conversation not found.".into(),
+            ApiError::RouteNotFound => "No such endpoint.".into(),
+            ApiError::LlmUnavailable { .. } => {
+                "The assistant is unavailable right now. Your message was saved; retry the turn."
+                    .into()
+            }
+            ApiError::LlmNotConfigured { .. } => {
+                "No LLM is configured: set LLM_API_KEY (and optionally LLM_BASE_URL, LLM_MODEL). \
+                 Your message was saved."
+                    .into()
+            }
+            ApiError::DatabaseUnavailable => {
+                "The database is unavailable right now; retry shortly.".into()
+            }
+            ApiError::Internal => "Something went wrong on our side.".into(),
+        }
+    }
+
+    /// Builds the error envelope `{"error", "message", "request_id", ...}`.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let mut body = Map::new();
+        body.insert("error".into(), json!(self.code()));
+        body.insert("message".into(), json!(self.message()));
+        body.insert("request_id".into(), json!(request_id));
+        match &self {
+            ApiError::Validation { field, .. } => {
+                body.insert("field".into(), json!(field));
+            }
+            ApiError::LlmUnavailable {
+                conversation_id,
+                user_message_id,
+            }
+            | ApiError::LlmNotConfigured {
+                conversation_id,
+                user_message_id,
+            } => {
+                body.insert("conversation_id".into(), json!(conversation_id));
+                body.insert("user_message_id".into(), json!(user_message_id));
+            }
+            _ => {}
+        }
+        let mut response = super::json_response(self.status(), &Value::Object(body));
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,84 @@
+//! HTTP plumbing shared by every endpoint: request ids, authentication against the path,
+//! JSON responses and the wrapper that turns a handler's `Result` into a response.
+
+mod error;
+
+use std::{future::Future, time::Instant};
+
+use lambda_http::{
+    Body, Request, RequestExt, Response,
+    http::{HeaderValue, StatusCode, header},
+    request::RequestContext,
+};
+use serde::Serialize;
+
+pub use error::ApiError;
+
+use crate::auth::{UserId, Verifier};
+
+/// Serialises `body` as a JSON response with `status`.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).expect("response types always serialise");
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The id clients quote when reporting a problem: API Gateway's, else Lambda's, else a fresh one.
+pub fn request_id(req: &Request) -> String {
+    let gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Verifies the bearer token and checks it against the `{user_id}` path parameter, if the
+/// route has one. The returned id is the only user id the handler may use.
+pub fn authenticate(verifier: &Verifier, req: &Request) -> Result<UserId, ApiError> {
+    let user = verifier.authenticate(req.headers())?;
+    match path_param(req, "user_id") {
+        Some(path_user) if path_user != user.as_str() => Err(ApiError::Forbidden),
+        _ => Ok(user),
+    }
+}
+
+/// A path parameter as API Gateway (or `cargo lambda watch`) extracted it.
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
+
+/// Runs `handler` and answers whatever it returns, logging one line per request.
+/// Handlers never return `Err` to the runtime: API Gateway would turn that into a bare 500.
+pub async fn serve<F, Fut>(route: &'static str, req: Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let (response, error_code) = match handler(req).await {
+        Ok(response) => (response, None),
+        Err(e) => {
+            let code = e.code();
+            (e.into_response(&request_id), Some(code))
+        }
+    };
+    tracing::info!(
+        request_id = %request_id,
+        route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_millis() as u64,
+        error_code,
+        "request handled"
+    );
+    response
+}

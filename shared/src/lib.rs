@@ -1,0 +1,18 @@
+//! todo-chat: a stateless chat API for an AI todo assistant, shared by every Lambda function.
+//!
+//! Rooms: [`config`] and [`app`] (built once per cold start), [`auth`] (who is calling),
+//! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`chat`] (a turn's logic),
+//! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`telemetry`] (logs).
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod input;
+pub mod llm;
+pub mod telemetry;
+
+pub use app::App;

@@ -1,0 +1,294 @@
+//! Client for an OpenAI-compatible `POST {base}/chat/completions` endpoint, and its wire format.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::LlmConfig;
+
+/// One message of a chat-completions conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Message {
+    /// Instructions to the model.
+    System {
+        /// The instructions.
+        content: String,
+    },
+    /// What the user said.
+    User {
+        /// The user's text.
+        content: String,
+    },
+    /// What the model said, possibly asking for tools.
+    Assistant {
+        /// The text, absent when the model only calls tools.
+        content: Option<String>,
+        /// Tools the model asks to run.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    /// The result of one tool call, paired to it by id.
+    Tool {
+        /// The id of the call this answers.
+        tool_call_id: String,
+        /// The result, as JSON text.
+        content: String,
+    },
+}
+
+/// A tool call as the model requests it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call.
+    pub id: String,
+    /// Always `"function"`.
+    #[serde(rename = "type", default = "function_kind")]
+    pub kind: String,
+    /// The function and its arguments.
+    pub function: FunctionCall,
+}
+
+fn function_kind() -> String {
+    "function".into()
+}
+
+/// The function part of a [`ToolCall`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as JSON text, exactly as the model wrote them (it may not be valid JSON).
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolSpec {
+    /// Always `"function"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The function's name, description and JSON schema.
+    pub function: FunctionSpec,
+}
+
+/// The function part of a [`ToolSpec`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionSpec {
+    /// Name the model calls it by.
+    pub name: &'static str,
+    /// One line the model can act on.
+    pub description: &'static str,
+    /// JSON schema of the arguments.
+    pub parameters: Value,
+    /// Ask the provider to hold the model to the schema.
+    pub strict: bool,
+}
+
+/// Token counts the provider reports for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Tokens in the answer.
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// The model's answer to one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// Text of the answer, if any.
+    pub content: Option<String>,
+    /// Tools the model asks to run, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// What the provider reported it used.
+    pub usage: Option<Usage>,
+}
+
+/// Why a call to the model did not produce a usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// No answer within the deadline.
+    #[error("LLM request timed out")]
+    Timeout,
+    /// The endpoint could not be reached.
+    #[error("LLM endpoint unreachable: {0}")]
+    Unreachable(String),
+    /// The endpoint answered with an error status.
+    #[error("LLM endpoint answered HTTP {0}")]
+    Status(u16),
+    /// The endpoint answered something that is not a usable completion.
+    #[error("LLM answer unusable: {0}")]
+    BadResponse(String),
+}
+
+#[derive(Serialize)]
+struct CompletionRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: &'a [ToolSpec],
+}
+
+#[derive(Deserialize)]
+struct CompletionResponse {
+    choices: Vec<Choice>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ResponseMessage,
+}
+
+#[derive(Deserialize)]
+struct ResponseMessage {
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+}
+
+/// Talks to the configured provider; built once per cold start.
+pub struct LlmClient {
+    http: reqwest::Client,
+    endpoint: String,
+    config: LlmConfig,
+}
+
+impl LlmClient {
+    /// Builds a client for `config`, reusing the `http` client's connection pool.
+    pub fn new(http: reqwest::Client, config: LlmConfig) -> Self {
+        Self {
+            endpoint: format!("{}/chat/completions", config.base_url),
+            http,
+            config,
+        }
+    }
+
+    /// The model requests are sent to.
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// Asks the model for the next message, giving up after `within` (capped by the
+    /// configured per-request timeout).
+    pub async fn complete(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
+        within: Duration,
+    ) -> Result<Completion, LlmError> {
+        let timeout = within.min(self.config.request_timeout);
+        if timeout.is_zero() {
+            return Err(LlmError::Timeout);
+        }
+        let mut request =
+            self.http
+                .post(&self.endpoint)
+                .timeout(timeout)
+                .json(&CompletionRequest {
+                    model: &self.config.model,
+                    messages,
+                    tools,
+                });
+        if !self.config.api_key.is_empty() {
+            request = request.bearer_auth(&self.config.api_key);
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(LlmError::Status(status.as_u16()));
+        }
+        let body = response.bytes().await.map_err(transport_error)?;
+        parse_completion(&body)
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> LlmError {
+    if e.is_timeout() {
+        LlmError::Timeout
+    } else {
+        LlmError::Unreachable(e.to_string())
+    }
+}
+
+fn parse_completion(body: &[u8]) -> Result<Completion, LlmError> {
+    let parsed: CompletionResponse = serde_json::from_slice(body)
+        .map_err(|e| LlmError::BadResponse(format!("not a chat completion: {e}")))?;
+    let choice = parsed
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| LlmError::BadResponse("no choices".into()))?;
+    let content = choice.message.content.filter(|c| !c.trim().is_empty());
+    let tool_calls = choice.message.tool_calls.unwrap_or_default();
+    if content.is_none() && tool_calls.is_empty() {
+        return Err(LlmError::BadResponse("empty message".into()));
+    }
+    Ok(Completion {
+        content,
+        tool_calls,
+        usage: parsed.usage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_answer_parses_with_usage() {
+        let body = json!({
+            "choices": [{"message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+        });
+        let completion = parse_completion(body.to_string().as_bytes()).unwrap();
+        assert_eq!(completion.content.as_deref(), Some("Hi!"));
+        assert_eq!(completion.usage.unwrap().prompt_tokens, 12);
+    }
+
+    #[test]
+    fn tool_call_answer_keeps_raw_arguments() {
+        let body = json!({"choices": [{"message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "add_task", "arguments": "{\"title\":\"milk\"}"}}]}}]});
+        let completion = parse_completion(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            completion.tool_calls[0].function.arguments,
+            r#"{"title":"milk"}"#
+        );
+    }
+
+    #[test]
+    fn garbage_empty_and_choiceless_answers_are_bad_responses() {
+        for body in [
+            "<html>oops</html>".to_string(),
+            json!({"choices": []}).to_string(),
+            json!({"choices": [{"message": {"role": "assistant", "content": "  "}}]}).to_string(),
+        ] {
+            let err = parse_completion(body.as_bytes()).unwrap_err();
+            assert!(matches!(err, LlmError::BadResponse(_)), "{body}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn messages_serialize_in_the_wire_format() {
+        let messages = vec![
+            Message::User {
+                content: "hi".into(),
+            },
+            Message::Tool {
+                tool_call_id: "c1".into(),
+                content: "{}".into(),
+            },
+        ];
+        assert_eq!(
+            serde_json::to_value(&messages).unwrap(),
+            json!([{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1", "content": "{}"}])
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! The one test harness: a fresh Postgres database per test, an LLM mock on loopback, and
+//! helpers that drive the endpoint handlers with real `lambda_http` requests.
+
+use std::{collections::HashMap, time::Duration};
+
+use lambda_http::{Body, Request, RequestExt, http::Method};
+use serde_json::{Value, json};
+use todo_chat::{App, auth, config::Config};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path},
+};
+
+/// Secret the test tokens are signed with.
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// One test's world: the app under test, its own database and its own LLM mock.
+pub struct TestApp {
+    pub app: App,
+    pub llm: MockServer,
+    pub database_url: String,
+    env: HashMap<String, String>,
+}
+
+/// What an endpoint answered.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// A new app over a freshly migrated database, with the LLM mocked.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with extra or overriding environment settings
+    /// (an empty value unsets one).
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let llm = MockServer::start().await;
+        let database_url = fresh_database().await;
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.as_str()),
+            ("BETTER_AUTH_SECRET", SECRET),
+            ("LLM_BASE_URL", &llm.uri()),
+            ("LLM_API_KEY", "test-key"),
+            ("LLM_MODEL", "test-model"),
+            ("LLM_TIMEOUT_MS", "2000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in overrides {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let app = build_app(&env);
+        todo_chat::db::migrate(&app.db)
+            .await
+            .expect("migrations apply");
+        Self {
+            app,
+            llm,
+            database_url,
+            env,
+        }
+    }
+
+    /// Throws the app away and builds a new one over the same database, like a new instance.
+    pub fn restart(&mut self) {
+        self.app = build_app(&self.env);
+    }
+
+    /// A token for `user`, valid for an hour.
+    pub fn token(&self, user: &str) -> String {
+        auth::issue_hs256(SECRET.as_bytes(), user, Duration::from_secs(3600))
+    }
+
+    /// `POST /api/{user}/chat` as `user`.
+    pub async fn chat(&self, user: &str, body: Value) -> TestResponse {
+        let request = self
+            .request(Method::POST, &format!("/api/{user}/chat"), body.to_string())
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user)]);
+        self.send_chat(request.0).await
+    }
+
+    /// Sends a prepared request to the chat handler.
+    pub async fn send_chat(&self, request: Request) -> TestResponse {
+        let response = todo_chat::api::chat::handle(&self.app, request).await;
+        TestResponse::from(response)
+    }
+
+    /// A request builder for `path` with `body`.
+    pub fn request(&self, method: Method, path: &str, body: impl Into<Body>) -> RequestBuilder {
+        let mut request = Request::new(body.into());
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().unwrap();
+        RequestBuilder(request)
+    }
+
+    /// Makes the LLM mock answer every call with `text`.
+    pub async fn llm_replies(&self, text: &str) {
+        Mock::given(method("POST"))
+            .and(path("/chat/completions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(completion(text)))
+            .mount(&self.llm)
+            .await;
+    }
+
+    /// Makes the LLM mock answer every call with `response`.
+    pub async fn llm_responds(&self, response: ResponseTemplate) {
+        Mock::given(method("POST"))
+            .and(path("/chat/completions"))
+            .respond_with(response)
+            .mount(&self.llm)
+            .await;
+    }
+
+    /// The JSON bodies of every request the LLM mock received, in order.
+    pub async fn llm_requests(&self) -> Vec<Value> {
+        self.llm
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("LLM request is JSON"))
+            .collect()
+    }
+
+    /// `(role, content)` of the non-system messages in the LLM request number `index`.
+    pub async fn requests_messages(&self, index: usize) -> Vec<(String, String)> {
+        self.llm_requests().await[index]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| {
+                (
+                    m["role"].as_str().unwrap().to_owned(),
+                    m["content"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// A direct connection to this test's database, for asserting on rows.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        connect(&self.database_url).await
+    }
+
+    /// `(role, content, seq)` of every message in `conversation_id`, in order.
+    pub async fn messages(&self, conversation_id: &str) -> Vec<(String, String, i32)> {
+        let id = Uuid::parse_str(conversation_id).unwrap();
+        self.db()
+            .await
+            .query(
+                "SELECT role, content, seq FROM messages WHERE conversation_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    /// How many rows `table` holds.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Builder sugar over a `lambda_http::Request`.
+pub struct RequestBuilder(pub Request);
+
+impl RequestBuilder {
+    /// Adds `Authorization: Bearer {token}`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.0
+            .headers_mut()
+            .insert(name, value.parse().expect("valid header value"));
+        self
+    }
+
+    /// Sets the path parameters API Gateway would extract.
+    pub fn path_params(self, params: &[(&str, &str)]) -> Self {
+        let params: HashMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self(self.0.with_path_parameters(params))
+    }
+}
+
+impl From<lambda_http::Response<Body>> for TestResponse {
+    fn from(response: lambda_http::Response<Body>) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.body().as_ref() {
+            [] => Value::Null,
+            bytes => serde_json::from_slice(bytes).expect("response body is JSON"),
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A chat-completions response whose message is `text`.
+pub fn completion(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    })
+}
+
+fn build_app(env: &HashMap<String, String>) -> App {
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
+    App::new(config).expect("app builds")
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test database server: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Creates an empty database on the test server and returns its URL.
+pub async fn fresh_database() -> String {
+    let server = std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL must point at a Postgres server: run `make test`, which starts one",
+    );
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    connect(&server)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
