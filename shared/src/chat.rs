@@ -1,5 +1,5 @@
-//! One chat turn: store the user's message, rebuild the conversation, ask the model, store
-//! the reply.
+//! One chat turn: store the user's message, rebuild the conversation, run the agent, store
+//! the reply with the tool calls it made.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::{
+    agent::{self, Limits, ToolCallRecord, tools::TaskTools},
     app::App,
     auth::UserId,
     db::{self, DbError, messages::Role},
@@ -21,10 +22,6 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 pub const HISTORY_LIMIT: i64 = 50;
 /// Characters of the first message kept as the conversation's title.
 const TITLE_CHARS: usize = 50;
-
-/// What the assistant is told before every conversation.
-pub const SYSTEM_PROMPT: &str = "You are a helpful assistant for a todo list app. \
-Answer briefly and in plain words.";
 
 /// A message the user sent: trimmed, 1..=2000 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +97,7 @@ pub struct TurnReply {
     /// The assistant's answer.
     pub response: String,
     /// Tools run during the turn, in order.
-    pub tool_calls: Vec<Value>,
+    pub tool_calls: Vec<ToolCallRecord>,
     /// When the assistant message was stored.
     pub created_at: DateTime<Utc>,
 }
@@ -188,27 +185,32 @@ pub async fn run_turn(
     };
     let mut prompt = Vec::with_capacity(history.len() + 2);
     prompt.push(llm::Message::System {
-        content: SYSTEM_PROMPT.into(),
+        content: agent::prompt::system_prompt(Utc::now().date_naive()),
     });
-    prompt.extend(history.into_iter().map(|m| replay(m.role, m.content)));
+    prompt.extend(agent::replay(history));
     prompt.push(llm::Message::User {
         content: text.to_owned(),
     });
 
-    let within = deadline.saturating_duration_since(Instant::now());
-    let completion = llm
-        .complete(&prompt, &[], within)
+    let limits = Limits {
+        max_rounds: app.config.agent_max_rounds,
+        deadline,
+    };
+    let reply = agent::run(llm, &TaskTools::new(&client, user), prompt, limits)
         .await
-        .map_err(|source| ChatError::LlmFailed { stored, source })?;
-    let response = completion.content.unwrap_or_default();
+        .map_err(|e| match e {
+            agent::AgentError::Llm(source) => ChatError::LlmFailed { stored, source },
+            agent::AgentError::Db(e) => ChatError::Db(e),
+        })?;
 
+    let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
     let assistant = db::messages::append(
         &client,
         user,
         stored.conversation_id,
         Role::Assistant,
-        &response,
-        &Value::Array(Vec::new()),
+        &reply.text,
+        &tool_calls,
     )
     .await?
     // The conversation was deleted while the model was thinking.
@@ -218,20 +220,10 @@ pub async fn run_turn(
         conversation_id: stored.conversation_id,
         user_message_id: stored.message_id,
         assistant_message_id: assistant.id,
-        response,
-        tool_calls: Vec::new(),
+        response: reply.text,
+        tool_calls: reply.tool_calls,
         created_at: assistant.created_at,
     })
-}
-
-fn replay(role: Role, content: String) -> llm::Message {
-    match role {
-        Role::User => llm::Message::User { content },
-        Role::Assistant => llm::Message::Assistant {
-            content: Some(content),
-            tool_calls: Vec::new(),
-        },
-    }
 }
 
 /// The first message cut to about 50 characters at a word boundary.

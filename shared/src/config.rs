@@ -20,6 +20,8 @@ pub struct Config {
     pub llm: Option<LlmConfig>,
     /// Hard limit on one whole chat turn, kept inside the Lambda timeout.
     pub turn_deadline: Duration,
+    /// Most model calls the agent makes in one turn.
+    pub agent_max_rounds: u32,
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("llm", &self.llm)
             .field("turn_deadline", &self.turn_deadline)
+            .field("agent_max_rounds", &self.agent_max_rounds)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +117,7 @@ impl Config {
             auth_secret,
             llm,
             turn_deadline: Duration::from_millis(number("TURN_DEADLINE_MS", 25_000)?),
+            agent_max_rounds: number("AGENT_MAX_ROUNDS", 5)?.clamp(1, 20) as u32,
         })
     }
 }

@@ -1,9 +1,11 @@
 //! todo-chat: a stateless chat API for an AI todo assistant, shared by every Lambda function.
 //!
 //! Rooms: [`config`] and [`app`] (built once per cold start), [`auth`] (who is calling),
-//! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`chat`] (a turn's logic),
+//! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`agent`] (the tool loop and the
+//! todo tools), [`chat`] (a turn's logic),
 //! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`telemetry`] (logs).
 
+pub mod agent;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -6,6 +6,7 @@
 
 pub mod conversations;
 pub mod messages;
+pub mod tasks;
 
 use std::time::Duration;
 

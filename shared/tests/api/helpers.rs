@@ -111,6 +111,60 @@ impl TestApp {
             .await;
     }
 
+    /// Makes the LLM mock answer its next calls with `responses`, one each, in order.
+    pub async fn llm_script(&self, responses: Vec<Value>) {
+        for response in responses {
+            Mock::given(method("POST"))
+                .and(path("/chat/completions"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(response))
+                .up_to_n_times(1)
+                .mount(&self.llm)
+                .await;
+        }
+    }
+
+    /// Runs one turn for `user` in which the model calls `tool` with `arguments` and then
+    /// answers; returns the tool's result.
+    pub async fn run_tool(&self, user: &str, tool: &str, arguments: Value) -> Value {
+        self.llm.reset().await;
+        self.llm_script(vec![
+            tool_calls(&[("call_1", tool, &arguments.to_string())]),
+            completion("done"),
+        ])
+        .await;
+        let res = self.chat(user, json!({"message": "do it"})).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.body["tool_calls"][0]["result"].clone()
+    }
+
+    /// Inserts a task for `user` directly and returns its id.
+    pub async fn seed_task(&self, user: &str, title: &str, completed: bool) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "INSERT INTO tasks (user_id, title, completed) VALUES ($1, $2, $3) RETURNING id",
+                &[&user, &title, &completed],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// `(title, completed)` of `user`'s tasks, oldest first.
+    pub async fn tasks_of(&self, user: &str) -> Vec<(String, bool)> {
+        self.db()
+            .await
+            .query(
+                "SELECT title, completed FROM tasks WHERE user_id = $1 ORDER BY id",
+                &[&user],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
     /// Makes the LLM mock answer every call with `response`.
     pub async fn llm_responds(&self, response: ResponseTemplate) {
         Mock::given(method("POST"))
@@ -231,6 +285,24 @@ pub fn completion(text: &str) -> Value {
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    })
+}
+
+/// A chat-completions response asking for `calls`, each `(id, tool name, raw arguments)`.
+pub fn tool_calls(calls: &[(&str, &str, &str)]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|(id, name, arguments)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        })
+        .collect();
+    json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "content": null, "tool_calls": calls}}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}
     })
 }
 

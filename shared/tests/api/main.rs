@@ -1,6 +1,7 @@
 //! Integration tests: every endpoint against a real Postgres and an HTTP LLM mock.
 //! One binary (modules below) so the suite links once.
 
+mod agent;
 mod chat;
 mod dev_server;
 mod helpers;

@@ -1,0 +1,229 @@
+//! The todo agent: asks the model, runs the tools it calls, and repeats until it answers.
+
+pub mod prompt;
+pub mod tools;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::{
+    db::{DbError, messages::HistoryMessage, messages::Role},
+    llm::{FunctionCall, LlmClient, LlmError, Message, ToolCall, Usage},
+};
+use tools::TaskTools;
+
+/// One tool call made during a turn, as stored and as answered to the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, parsed; the raw text when they were not valid JSON.
+    pub arguments: Value,
+    /// What the tool answered.
+    pub result: Value,
+}
+
+/// The outcome of a turn.
+#[derive(Debug, Clone)]
+pub struct AgentReply {
+    /// The text for the user.
+    pub text: String,
+    /// The tools run, in order.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// Tokens used over every model call of the turn.
+    pub usage: Usage,
+}
+
+/// Why the agent produced no reply at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The model failed before any tool had run.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// A tool's database work failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Bounds on one turn.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most model calls in the turn.
+    pub max_rounds: u32,
+    /// When the whole turn must be over.
+    pub deadline: Instant,
+}
+
+/// Runs the tool loop over `messages` (system prompt, history, the new user message).
+///
+/// Several tool calls in one response run in the order given. If the round cap or the
+/// deadline is reached, or the model fails after tools already ran, the turn ends with a
+/// summary of what was done rather than an error, so done work is never reported as failed.
+pub async fn run(
+    llm: &LlmClient,
+    tools: &TaskTools<'_>,
+    mut messages: Vec<Message>,
+    limits: Limits,
+) -> Result<AgentReply, AgentError> {
+    let specs = tools::specs();
+    let mut records: Vec<ToolCallRecord> = Vec::new();
+    let mut usage = Usage::default();
+    for _ in 0..limits.max_rounds {
+        let within = limits.deadline.saturating_duration_since(Instant::now());
+        let completion = match llm.complete(&messages, &specs, within).await {
+            Ok(completion) => completion,
+            Err(e) if records.is_empty() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "llm failed after tools ran; ending the turn");
+                break;
+            }
+        };
+        if let Some(u) = completion.usage {
+            usage.prompt_tokens += u.prompt_tokens;
+            usage.completion_tokens += u.completion_tokens;
+        }
+        if completion.tool_calls.is_empty() {
+            return Ok(AgentReply {
+                text: completion.content.unwrap_or_default(),
+                tool_calls: records,
+                usage,
+            });
+        }
+        let calls = completion.tool_calls;
+        messages.push(Message::Assistant {
+            content: completion.content,
+            tool_calls: calls.clone(),
+        });
+        for call in calls {
+            let result = tools
+                .call(&call.function.name, &call.function.arguments)
+                .await?;
+            messages.push(Message::Tool {
+                tool_call_id: call.id.clone(),
+                content: result.to_string(),
+            });
+            records.push(ToolCallRecord {
+                arguments: serde_json::from_str(&call.function.arguments)
+                    .unwrap_or(Value::String(call.function.arguments)),
+                id: call.id,
+                name: call.function.name,
+                result,
+            });
+        }
+    }
+    Ok(AgentReply {
+        text: summary(&records),
+        tool_calls: records,
+        usage,
+    })
+}
+
+/// The answer when the loop stopped before the model wrote one.
+fn summary(records: &[ToolCallRecord]) -> String {
+    if records.is_empty() {
+        return "Sorry, I couldn't finish that request. Please try again.".into();
+    }
+    let mut text = String::from("I couldn't finish everything in one go. Here is what I did:");
+    for record in records {
+        let message = record.result["message"].as_str().unwrap_or("done");
+        text.push_str(&format!("\n- {}: {message}", record.name));
+    }
+    text
+}
+
+/// Replays stored messages as a valid chat-completions sequence: an assistant message that
+/// used tools becomes its tool calls, each tool's result paired by id, then its text.
+pub fn replay(history: Vec<HistoryMessage>) -> Vec<Message> {
+    let mut messages = Vec::with_capacity(history.len());
+    for message in history {
+        match message.role {
+            Role::User => messages.push(Message::User {
+                content: message.content,
+            }),
+            Role::Assistant => {
+                let records: Vec<ToolCallRecord> =
+                    serde_json::from_value(message.tool_calls).unwrap_or_default();
+                if !records.is_empty() {
+                    messages.push(Message::Assistant {
+                        content: None,
+                        tool_calls: records.iter().map(as_tool_call).collect(),
+                    });
+                    messages.extend(records.into_iter().map(|r| Message::Tool {
+                        tool_call_id: r.id,
+                        content: r.result.to_string(),
+                    }));
+                }
+                messages.push(Message::Assistant {
+                    content: Some(message.content),
+                    tool_calls: Vec::new(),
+                });
+            }
+        }
+    }
+    messages
+}
+
+fn as_tool_call(record: &ToolCallRecord) -> ToolCall {
+    ToolCall {
+        id: record.id.clone(),
+        kind: "function".into(),
+        function: FunctionCall {
+            name: record.name.clone(),
+            arguments: match &record.arguments {
+                Value::String(raw) => raw.clone(),
+                parsed => parsed.to_string(),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replay_pairs_every_tool_result_with_its_call() {
+        let history = vec![
+            HistoryMessage {
+                role: Role::User,
+                content: "add milk".into(),
+                tool_calls: json!([]),
+            },
+            HistoryMessage {
+                role: Role::Assistant,
+                content: "Added task 1.".into(),
+                tool_calls: json!([{"id": "c1", "name": "add_task",
+                    "arguments": {"title": "milk"}, "result": {"success": true}}]),
+            },
+        ];
+
+        let messages = serde_json::to_value(replay(history)).unwrap();
+
+        assert_eq!(
+            messages,
+            json!([
+                {"role": "user", "content": "add milk"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "type": "function",
+                     "function": {"name": "add_task", "arguments": "{\"title\":\"milk\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "{\"success\":true}"},
+                {"role": "assistant", "content": "Added task 1."}
+            ])
+        );
+    }
+
+    #[test]
+    fn summary_lists_what_was_done() {
+        let records = vec![ToolCallRecord {
+            id: "c1".into(),
+            name: "add_task".into(),
+            arguments: json!({}),
+            result: json!({"message": "Added task 4: milk"}),
+        }];
+        assert!(summary(&records).contains("- add_task: Added task 4: milk"));
+    }
+}
