@@ -40,6 +40,33 @@ pub fn json_object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, 
     Ok(object)
 }
 
+/// Parses an optional whole-number parameter, `default` when absent, within `min..=max`.
+pub fn bounded_int(
+    raw: Option<&str>,
+    field: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, InputError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let out_of_range =
+        || InputError::field(field, format!("must be a whole number from {min} to {max}"));
+    let value: i64 = raw.trim().parse().map_err(|_| out_of_range())?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(out_of_range())
+    }
+}
+
+/// Parses a required UUID parameter.
+pub fn uuid(raw: Option<&str>, field: &str) -> Result<uuid::Uuid, InputError> {
+    raw.and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or_else(|| InputError::field(field, "must be a UUID"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +78,18 @@ mod tests {
             Err(InputError::Json(_))
         ));
         assert!(matches!(json_object(b"", &[]), Err(InputError::Json(_))));
+    }
+
+    #[test]
+    fn bounded_ints_default_and_reject_out_of_range_or_garbage() {
+        assert_eq!(bounded_int(None, "limit", 20, 1, 100), Ok(20));
+        assert_eq!(bounded_int(Some("100"), "limit", 20, 1, 100), Ok(100));
+        for bad in ["0", "101", "-1", "ten", "", "1.5", "99999999999999999999"] {
+            assert!(
+                bounded_int(Some(bad), "limit", 20, 1, 100).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

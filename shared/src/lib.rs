@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod input;
+pub mod lambda;
 pub mod llm;
 pub mod telemetry;
 

@@ -1,14 +1,6 @@
-//! Lambda function for `POST /api/{user_id}/chat`.
+//! Lambda function for `POST /api/{user_id}/chat` and `POST /api/chat`.
 
-use lambda_http::{Error, run, service_fn};
-use todo_chat::{App, api::chat};
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    todo_chat::telemetry::init();
-    let app = App::from_env()?;
-    run(service_fn(|req| async {
-        Ok::<_, Error>(chat::handle(&app, req).await)
-    }))
-    .await
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    todo_chat::lambda::serve(todo_chat::api::chat::handle).await
 }

@@ -8,7 +8,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::{
-    db::{DbError, messages::HistoryMessage, messages::Role},
+    db::{
+        DbError,
+        messages::{Role, StoredMessage},
+    },
     llm::{FunctionCall, LlmClient, LlmError, Message, ToolCall, Usage},
 };
 use tools::TaskTools;
@@ -136,7 +139,7 @@ fn summary(records: &[ToolCallRecord]) -> String {
 
 /// Replays stored messages as a valid chat-completions sequence: an assistant message that
 /// used tools becomes its tool calls, each tool's result paired by id, then its text.
-pub fn replay(history: Vec<HistoryMessage>) -> Vec<Message> {
+pub fn replay(history: Vec<StoredMessage>) -> Vec<Message> {
     let mut messages = Vec::with_capacity(history.len());
     for message in history {
         match message.role {
@@ -185,20 +188,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn stored(role: Role, content: &str, tool_calls: Value) -> StoredMessage {
+        StoredMessage {
+            id: uuid::Uuid::new_v4(),
+            role,
+            content: content.into(),
+            tool_calls,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
     #[test]
     fn replay_pairs_every_tool_result_with_its_call() {
         let history = vec![
-            HistoryMessage {
-                role: Role::User,
-                content: "add milk".into(),
-                tool_calls: json!([]),
-            },
-            HistoryMessage {
-                role: Role::Assistant,
-                content: "Added task 1.".into(),
-                tool_calls: json!([{"id": "c1", "name": "add_task",
+            stored(Role::User, "add milk", json!([])),
+            stored(
+                Role::Assistant,
+                "Added task 1.",
+                json!([{"id": "c1", "name": "add_task",
                     "arguments": {"title": "milk"}, "result": {"success": true}}]),
-            },
+            ),
         ];
 
         let messages = serde_json::to_value(replay(history)).unwrap();

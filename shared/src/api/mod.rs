@@ -1,4 +1,6 @@
-//! One module per HTTP endpoint: each parses the request, calls the library and answers.
-//! The function binaries under `functions/` only wire these into the Lambda runtime.
+//! The HTTP endpoints: each parses the request, calls the library and answers. The function
+//! binaries under `functions/` only wire these into the Lambda runtime.
 
 pub mod chat;
+pub mod conversations;
+pub mod health;

@@ -1,6 +1,7 @@
 //! Queries on the `messages` table, always scoped to one user's conversation.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -9,7 +10,8 @@ use super::DbError;
 use crate::auth::UserId;
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The signed-in user.
     User,
@@ -46,15 +48,19 @@ pub struct Appended {
     pub created_at: DateTime<Utc>,
 }
 
-/// A stored message as replayed to the model.
-#[derive(Debug, Clone)]
-pub struct HistoryMessage {
+/// A stored message, as shown to the client and replayed to the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredMessage {
+    /// Its id.
+    pub id: Uuid,
     /// Who wrote it.
     pub role: Role,
     /// Its text.
     pub content: String,
     /// The tool calls made while producing it (assistant messages only).
     pub tool_calls: Value,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Appends a message to `user`'s conversation; `None` when the conversation is missing or
@@ -105,11 +111,11 @@ pub async fn recent(
     user: &UserId,
     conversation_id: Uuid,
     limit: i64,
-) -> Result<Vec<HistoryMessage>, DbError> {
+) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
         .query_typed(
-            "SELECT role, content, tool_calls FROM (
-                 SELECT seq, role, content, tool_calls FROM messages
+            "SELECT id, role, content, tool_calls, created_at FROM (
+                 SELECT id, seq, role, content, tool_calls, created_at FROM messages
                  WHERE conversation_id = $1 AND user_id = $2
                  ORDER BY seq DESC
                  LIMIT $3
@@ -124,13 +130,15 @@ pub async fn recent(
         .await?;
     rows.iter()
         .map(|row| {
-            let role: &str = row.get(0);
-            Ok(HistoryMessage {
+            let role: &str = row.get("role");
+            Ok(StoredMessage {
+                id: row.get("id"),
                 role: Role::parse(role).ok_or_else(|| {
                     DbError::Invariant(format!("unknown role {role:?} in messages"))
                 })?,
-                content: row.get(1),
-                tool_calls: row.get(2),
+                content: row.get("content"),
+                tool_calls: row.get("tool_calls"),
+                created_at: row.get("created_at"),
             })
         })
         .collect()

@@ -102,3 +102,9 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
         .map(|m| m.to_string())
         .collect())
 }
+
+/// One round trip to check the server answers.
+pub async fn ping(client: &tokio_postgres::Client) -> Result<(), DbError> {
+    client.query_typed("SELECT 1", &[]).await?;
+    Ok(())
+}

@@ -90,8 +90,90 @@ impl TestApp {
 
     /// Sends a prepared request to the chat handler.
     pub async fn send_chat(&self, request: Request) -> TestResponse {
-        let response = todo_chat::api::chat::handle(&self.app, request).await;
-        TestResponse::from(response)
+        self.send(todo_chat::api::chat::handle, request).await
+    }
+
+    /// Sends a prepared request to `handler`.
+    pub async fn send(
+        &self,
+        handler: impl AsyncFn(&App, Request) -> lambda_http::Response<Body>,
+        request: Request,
+    ) -> TestResponse {
+        Self::send_to(&self.app, handler, request).await
+    }
+
+    /// Sends a prepared request to `handler` running in `app`.
+    pub async fn send_to(
+        app: &App,
+        handler: impl AsyncFn(&App, Request) -> lambda_http::Response<Body>,
+        request: Request,
+    ) -> TestResponse {
+        TestResponse::from(handler(app, request).await)
+    }
+
+    /// Another instance of the app with some settings changed.
+    pub fn variant(&self, overrides: &[(&str, &str)]) -> App {
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.insert(k.to_string(), v.to_string());
+        }
+        build_app(&env)
+    }
+
+    /// `GET /api/{user}/conversations?{query}` as `user`.
+    pub async fn list_conversations(&self, user: &str, query: &[(&str, &str)]) -> TestResponse {
+        let request = self
+            .request(
+                Method::GET,
+                &format!("/api/{user}/conversations"),
+                Body::Empty,
+            )
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user)])
+            .query(query);
+        self.send(todo_chat::api::conversations::list, request.0)
+            .await
+    }
+
+    /// `GET /api/{user}/conversations/{id}?{query}` as `user`.
+    pub async fn get_conversation(
+        &self,
+        user: &str,
+        id: &str,
+        query: &[(&str, &str)],
+    ) -> TestResponse {
+        let request = self
+            .request(
+                Method::GET,
+                &format!("/api/{user}/conversations/{id}"),
+                Body::Empty,
+            )
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user), ("conversation_id", id)])
+            .query(query);
+        self.send(todo_chat::api::conversations::get, request.0)
+            .await
+    }
+
+    /// `DELETE /api/{user}/conversations/{id}` as `user`.
+    pub async fn delete_conversation(&self, user: &str, id: &str) -> TestResponse {
+        let request = self
+            .request(
+                Method::DELETE,
+                &format!("/api/{user}/conversations/{id}"),
+                Body::Empty,
+            )
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user), ("conversation_id", id)]);
+        self.send(todo_chat::api::conversations::delete, request.0)
+            .await
+    }
+
+    /// Starts a conversation for `user` with one turn and returns its id.
+    pub async fn start_conversation(&self, user: &str, message: &str) -> String {
+        let res = self.chat(user, json!({"message": message})).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.body["conversation_id"].as_str().unwrap().to_owned()
     }
 
     /// A request builder for `path` with `body`.
@@ -257,6 +339,17 @@ impl RequestBuilder {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Self(self.0.with_path_parameters(params))
+    }
+}
+
+impl RequestBuilder {
+    /// Sets the query string parameters API Gateway would parse.
+    pub fn query(self, params: &[(&str, &str)]) -> Self {
+        let params: HashMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self(self.0.with_query_string_parameters(params))
     }
 }
 

@@ -3,5 +3,6 @@
 
 mod agent;
 mod chat;
+mod conversations;
 mod dev_server;
 mod helpers;

@@ -1,0 +1,93 @@
+//! `GET /api/{user_id}/conversations`, `GET` and `DELETE /api/{user_id}/conversations/{id}`.
+
+use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use serde::Serialize;
+
+use crate::{
+    app::App,
+    db::{self, DbError, conversations::Conversation, messages::StoredMessage},
+    http::{self, ApiError},
+    input,
+};
+
+#[derive(Serialize)]
+struct ConversationList {
+    conversations: Vec<Conversation>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+#[derive(Serialize)]
+struct ConversationDetail {
+    #[serde(flatten)]
+    conversation: Conversation,
+    messages: Vec<StoredMessage>,
+    has_more: bool,
+}
+
+fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+}
+
+/// Lists the caller's conversations, most recently updated first: `?limit=1..=100&offset=0..`.
+pub async fn list(app: &App, req: Request) -> Response<Body> {
+    http::serve("list_conversations", req, |req| async move {
+        let user = http::authenticate(&app.verifier, &req)?;
+        let limit = input::bounded_int(query(&req, "limit"), "limit", 20, 1, 100)?;
+        let offset = input::bounded_int(query(&req, "offset"), "offset", 0, 0, i32::MAX.into())?;
+        let client = app.db.get().await.map_err(DbError::from)?;
+        let page = db::conversations::list(&client, &user, limit, offset).await?;
+        Ok(http::json_response(
+            StatusCode::OK,
+            &ConversationList {
+                conversations: page.conversations,
+                total: page.total,
+                limit,
+                offset,
+            },
+        ))
+    })
+    .await
+}
+
+/// Shows one of the caller's conversations with its latest messages, oldest first:
+/// `?limit=1..=200`.
+pub async fn get(app: &App, req: Request) -> Response<Body> {
+    http::serve("get_conversation", req, |req| async move {
+        let user = http::authenticate(&app.verifier, &req)?;
+        let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
+        let limit = input::bounded_int(query(&req, "limit"), "limit", 100, 1, 200)?;
+        let client = app.db.get().await.map_err(DbError::from)?;
+        let conversation = db::conversations::get(&client, &user, id)
+            .await?
+            .ok_or(ApiError::ConversationNotFound)?;
+        let messages = db::messages::recent(&client, &user, id, limit).await?;
+        Ok(http::json_response(
+            StatusCode::OK,
+            &ConversationDetail {
+                has_more: i64::from(conversation.message_count) > messages.len() as i64,
+                conversation,
+                messages,
+            },
+        ))
+    })
+    .await
+}
+
+/// Deletes one of the caller's conversations and its messages: 204, or 404 and nothing deleted.
+pub async fn delete(app: &App, req: Request) -> Response<Body> {
+    http::serve("delete_conversation", req, |req| async move {
+        let user = http::authenticate(&app.verifier, &req)?;
+        let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
+        let client = app.db.get().await.map_err(DbError::from)?;
+        if !db::conversations::delete(&client, &user, id).await? {
+            return Err(ApiError::ConversationNotFound);
+        }
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok(response)
+    })
+    .await
+}
