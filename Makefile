@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test migrate fmt lint
+.PHONY: dev test migrate package fmt lint
 
 ## Serve every function on http://localhost:9000 (local Postgres unless DATABASE_URL is set).
 dev:
@@ -12,6 +12,12 @@ test:
 ## Apply migrations to DATABASE_URL (use Neon's direct, non-pooler URL in production).
 migrate:
 	cargo run --quiet -p todo-chat --bin migrate
+
+## Release arm64 zips, one per function: target/lambda/<function>/bootstrap.zip.
+package:
+	@scripts/ensure-tools.sh cargo-lambda
+	cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(notdir $(wildcard functions/*)))
+	@ls -l target/lambda/*/bootstrap.zip
 
 fmt:
 	cargo fmt --all

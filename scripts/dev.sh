@@ -22,7 +22,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   echo "dev: local Postgres at $DATABASE_URL (scripts/pg.sh stop dev stops it)"
 fi
 
-scripts/ensure-cargo-lambda.sh
+scripts/ensure-tools.sh cargo-lambda
 cargo build --quiet --workspace --bins
 cargo run --quiet -p todo-chat --bin migrate
 

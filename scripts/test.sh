@@ -8,6 +8,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
+scripts/ensure-tools.sh cargo-lambda cfn-lint
+echo "== template.yaml: cfn-lint and route agreement"
+cfn-lint template.yaml
+python3 scripts/check_routes.py
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   if [ -n "${DATABASE_URL:-}" ]; then
@@ -19,9 +23,8 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     export TEST_DATABASE_URL
   fi
 fi
-scripts/ensure-cargo-lambda.sh
 
 echo "== cargo test"
 cargo test --workspace
-echo "== make dev smoke test"
+echo "== end to end: make dev, every endpoint over HTTP"
 cargo test -p todo-chat --test api -- --ignored

@@ -1,4 +1,5 @@
-//! `make dev` serves a real chat turn over HTTP through `cargo lambda watch`.
+//! End to end: `make dev` builds the real function binaries and serves every endpoint at its
+//! real path through `cargo lambda watch`, against a throwaway database and the LLM mock.
 
 use std::{
     io::{BufRead, BufReader},
@@ -10,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SECRET, TestApp, fresh_database};
+use crate::helpers::{SECRET, TestApp, completion, fresh_database, tool_calls};
 
 /// Kills the whole `make dev` process group when the test ends, pass or fail.
 struct DevServer(Child);
@@ -33,11 +34,14 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 #[ignore = "builds and starts `make dev`; `make test` runs it"]
-async fn make_dev_serves_a_chat_turn_over_http() {
+async fn make_dev_serves_every_endpoint_over_http() {
     use std::os::unix::process::CommandExt;
     let harness = TestApp::spawn().await; // only for its LLM mock and helpers
     harness
-        .llm_replies("Served through cargo lambda watch")
+        .llm_script(vec![
+            tool_calls(&[("call_1", "add_task", r#"{"title": "buy milk"}"#)]),
+            completion("Added task 1: buy milk."),
+        ])
         .await;
     let database_url = fresh_database().await; // empty: `make dev` must migrate it
     let port = free_port();
@@ -74,13 +78,13 @@ async fn make_dev_serves_a_chat_turn_over_http() {
             .unwrap()
             .expect("make dev prints a dev token");
     let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/api/demo-user/chat");
+    let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let response = loop {
+    let chat = loop {
         let attempt = http
-            .post(&url)
+            .post(format!("{base}/api/demo-user/chat"))
             .bearer_auth(&token)
-            .json(&json!({"message": "hello from curl"}))
+            .json(&json!({"message": "add a task to buy milk"}))
             .send()
             .await;
         match attempt {
@@ -91,25 +95,84 @@ async fn make_dev_serves_a_chat_turn_over_http() {
             Err(e) => panic!("make dev never answered on port {port}: {e}"),
         }
     };
+    assert_eq!(chat.status(), 200);
+    let turn: Value = chat.json().await.unwrap();
+    assert_eq!(turn["response"], "Added task 1: buy milk.");
+    assert_eq!(turn["tool_calls"][0]["result"]["task"]["title"], "buy milk");
+    let conversation = turn["conversation_id"].as_str().unwrap();
 
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["response"], "Served through cargo lambda watch");
-    let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let owner: String = client
-        .query_one("SELECT user_id FROM conversations", &[])
+    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(&token).send();
+    let list: Value = get("/api/demo-user/conversations".into())
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(owner, "demo-user");
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["conversations"][0]["id"], conversation);
+    let detail = get(format!("/api/demo-user/conversations/{conversation}"))
+        .await
+        .unwrap();
+    assert_eq!(detail.status(), 200);
+    let detail: Value = detail.json().await.unwrap();
+    assert_eq!(detail["messages"][1]["tool_calls"][0]["name"], "add_task");
+
+    let deleted = http
+        .delete(format!("{base}/api/demo-user/conversations/{conversation}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = get(format!("/api/demo-user/conversations/{conversation}"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
     let unauthenticated = http
-        .post(&url)
+        .post(format!("{base}/api/demo-user/chat"))
         .json(&json!({"message": "hi"}))
         .send()
         .await
         .unwrap();
     assert_eq!(unauthenticated.status(), 401);
+
+    // A page served from another local port may call the API.
+    let preflight = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/api/demo-user/chat"),
+        )
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight.headers().get("access-control-allow-origin");
+    assert!(
+        allowed.is_some(),
+        "no CORS headers: {:?}",
+        preflight.headers()
+    );
+
+    let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tasks: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tasks WHERE user_id = 'demo-user'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tasks, 1);
 }

@@ -5,4 +5,5 @@ mod agent;
 mod chat;
 mod conversations;
 mod dev_server;
+mod events;
 mod helpers;

@@ -1,0 +1,85 @@
+//! The sample API Gateway events in `events/` parse with lambda_http and are answered by
+//! their function's handler, so the samples `cargo lambda invoke` uses cannot rot.
+
+use std::path::PathBuf;
+
+use lambda_http::{Body, Request, Response};
+use todo_chat::{App, api};
+
+use crate::helpers::TestApp;
+
+/// The conversation id the sample get/delete events name.
+const SAMPLE_CONVERSATION: &str = "5b0c3d2e-8f7a-4c1e-9d6b-2a4f8e1c7b90";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The sample event of `function`, with a fresh token for its user.
+fn sample(app: &TestApp, function: &str) -> Request {
+    let path = workspace().join("events").join(format!("{function}.json"));
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut request = lambda_http::request::from_str(&json)
+        .unwrap_or_else(|e| panic!("{path:?} is not an API Gateway event: {e}"));
+    if request.headers().contains_key("authorization") {
+        let token = format!("Bearer {}", app.token("demo-user"));
+        request
+            .headers_mut()
+            .insert("authorization", token.parse().unwrap());
+    }
+    request
+}
+
+async fn invoke(
+    app: &TestApp,
+    function: &str,
+    handler: impl AsyncFn(&App, Request) -> Response<Body>,
+) -> crate::helpers::TestResponse {
+    app.send(handler, sample(app, function)).await
+}
+
+#[tokio::test]
+async fn every_function_has_a_sample_event() {
+    let functions = std::fs::read_dir(workspace().join("functions")).unwrap();
+    for function in functions {
+        let name = function.unwrap().file_name().into_string().unwrap();
+        let event = workspace().join("events").join(format!("{name}.json"));
+        assert!(event.exists(), "functions/{name} has no events/{name}.json");
+    }
+}
+
+#[tokio::test]
+async fn sample_events_are_answered_by_their_handlers() {
+    let app = TestApp::spawn().await;
+    app.llm_replies("Added.").await;
+    app.db()
+        .await
+        .execute(
+            "WITH c AS (INSERT INTO conversations (id, user_id, title, message_count)
+                        VALUES ($1::text::uuid, 'demo-user', 'sample', 1) RETURNING id)
+             INSERT INTO messages (id, conversation_id, user_id, seq, role, content)
+             SELECT gen_random_uuid(), c.id, 'demo-user', 1, 'user', 'hello' FROM c",
+            &[&SAMPLE_CONVERSATION],
+        )
+        .await
+        .unwrap();
+
+    let chat = invoke(&app, "chat", api::chat::handle).await;
+    let list = invoke(&app, "list-conversations", api::conversations::list).await;
+    let get = invoke(&app, "get-conversation", api::conversations::get).await;
+    let delete = invoke(&app, "delete-conversation", api::conversations::delete).await;
+    let health = invoke(&app, "health", api::health::handle).await;
+
+    assert_eq!(chat.status, 200, "{}", chat.body);
+    assert_eq!(chat.body["response"], "Added.");
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.body["total"], 2);
+    assert_eq!(get.status, 200, "{}", get.body);
+    assert_eq!(get.body["id"], SAMPLE_CONVERSATION);
+    assert_eq!(delete.status, 204);
+    assert_eq!(health.status, 200);
+    assert_eq!(get.body["messages"][0]["content"], "hello");
+}
