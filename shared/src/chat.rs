@@ -1,5 +1,6 @@
 //! One chat turn: store the user's message, rebuild the conversation, run the agent, store
-//! the reply with the tool calls it made.
+//! the reply with the tool calls it made — exactly once per idempotency key, and one turn at
+//! a time per conversation (a second concurrent turn is refused with `turn_in_progress`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,11 +8,16 @@ use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use sha2::{Digest, Sha256};
+
 use crate::{
     agent::{self, Limits, ToolCallRecord, tools::TaskTools},
     app::App,
     auth::UserId,
-    db::{self, DbError, messages::Role},
+    db::{
+        self, DbError,
+        turns::{Begin, KeyedState},
+    },
     input::{self, InputError},
     llm,
 };
@@ -20,6 +26,8 @@ use crate::{
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Most stored messages replayed to the model each turn.
 pub const HISTORY_LIMIT: i64 = 50;
+/// How much longer than the turn deadline a conversation's lease lasts.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Characters of the first message kept as the conversation's title.
 const TITLE_CHARS: usize = 50;
 
@@ -85,6 +93,24 @@ impl ChatRequest {
     }
 }
 
+/// The client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Checks a header value.
+    pub fn parse(raw: &[u8]) -> Result<Self, InputError> {
+        let valid = (1..=255).contains(&raw.len()) && raw.iter().all(|b| b.is_ascii_graphic());
+        match std::str::from_utf8(raw) {
+            Ok(key) if valid => Ok(Self(key.to_owned())),
+            _ => Err(InputError::field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )),
+        }
+    }
+}
+
 /// A completed turn, as answered to the client.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnReply {
@@ -108,6 +134,21 @@ pub enum ChatError {
     /// The conversation is missing or someone else's.
     #[error("conversation not found")]
     ConversationNotFound,
+    /// Another turn is running on the conversation (or under the same idempotency key).
+    #[error("turn in progress")]
+    TurnInProgress,
+    /// The idempotency key was first used for a different request.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// The user started too many turns this minute.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a turn is admitted again.
+        retry_after: u64,
+    },
+    /// The conversation holds the maximum number of messages.
+    #[error("conversation full")]
+    ConversationFull,
     /// The model failed after the user message was stored.
     #[error("llm failed: {source}")]
     LlmFailed {
@@ -136,94 +177,278 @@ pub struct StoredUserMessage {
     pub message_id: Uuid,
 }
 
-/// Runs one turn for `user`.
+/// A turn whose user message is stored and whose conversation lease is held.
+struct Started {
+    turn_id: Uuid,
+    stored: StoredUserMessage,
+    text: String,
+    new_conversation: bool,
+}
+
+/// Either a turn to run, or the stored answer of one that already ran.
+enum Start {
+    Run(Started),
+    Replay(TurnReply),
+}
+
+/// Runs one turn for `user`: exactly once per idempotency key, one at a time per
+/// conversation.
 pub async fn run_turn(
     app: &App,
     user: &UserId,
     request: ChatRequest,
+    key: Option<&IdempotencyKey>,
 ) -> Result<TurnReply, ChatError> {
     let deadline = Instant::now() + app.config.turn_deadline;
     let client = app.db.get().await.map_err(DbError::from)?;
-    let text = request.message.as_str();
-
-    // The user's message is stored before the model is asked, so an LLM failure loses nothing.
-    let (stored, history) = match request.conversation_id {
-        None => {
-            let created =
-                db::conversations::create_with_first_message(&client, user, &title_for(text), text)
-                    .await?;
-            let stored = StoredUserMessage {
-                conversation_id: created.conversation_id,
-                message_id: created.message_id,
-            };
-            (stored, Vec::new())
-        }
-        Some(conversation_id) => {
-            let appended = db::messages::append(
-                &client,
-                user,
-                conversation_id,
-                Role::User,
-                text,
-                &Value::Array(Vec::new()),
-            )
-            .await?
-            .ok_or(ChatError::ConversationNotFound)?;
-            let mut history =
-                db::messages::recent(&client, user, conversation_id, HISTORY_LIMIT).await?;
-            history.pop(); // the message just stored; it is added below like in a new conversation
-            let stored = StoredUserMessage {
-                conversation_id,
-                message_id: appended.id,
-            };
-            (stored, history)
+    let turn = match key {
+        Some(key) => start_keyed(app, &client, user, &request, key).await?,
+        None => start(app, &client, user, &request, None).await?,
+    };
+    let turn = match turn {
+        Start::Run(turn) => turn,
+        Start::Replay(reply) => return Ok(reply),
+    };
+    let reply = match run_agent(app, &client, user, &turn, deadline).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            release(app, client, &turn).await;
+            return Err(e);
         }
     };
 
+    let assistant_message_id = Uuid::new_v4();
+    let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
+    let stored_reply = db::turns::Reply {
+        message_id: assistant_message_id,
+        content: &reply.text,
+        tool_calls: &tool_calls,
+        usage: reply.usage,
+        llm_latency: reply.llm_latency,
+    };
+    let finished = db::turns::finish(
+        &client,
+        user,
+        turn.turn_id,
+        turn.stored.conversation_id,
+        &stored_reply,
+    )
+    .await;
+    let created_at = match finished {
+        Ok(Some(created_at)) => created_at,
+        // The conversation was deleted while the model was thinking.
+        Ok(None) => return Err(ChatError::ConversationNotFound),
+        Err(e) => {
+            release(app, client, &turn).await;
+            return Err(e.into());
+        }
+    };
+
+    Ok(TurnReply {
+        conversation_id: turn.stored.conversation_id,
+        user_message_id: turn.stored.message_id,
+        assistant_message_id,
+        response: reply.text,
+        tool_calls: reply.tool_calls,
+        created_at,
+    })
+}
+
+/// Frees the conversation after a failed turn. The turn's connection may be the thing that
+/// failed, so a fresh one is tried too; if both fail, the lease simply expires.
+async fn release(app: &App, client: db::Client, turn: &Started) {
+    let conversation_id = turn.stored.conversation_id;
+    if db::turns::fail(&client, turn.turn_id, conversation_id)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    drop(client); // back to the pool, which discards it if it is broken
+    let retried = match app.db.get().await {
+        Ok(fresh) => db::turns::fail(&fresh, turn.turn_id, conversation_id).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = retried {
+        tracing::warn!(error = %e, "could not release the turn lease; it will expire");
+    }
+}
+
+/// Stores the user message and takes the conversation's lease.
+async fn start(
+    app: &App,
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    request: &ChatRequest,
+    idempotency: Option<(&str, &str)>,
+) -> Result<Start, ChatError> {
+    let text = request.message.as_str();
+    let turn = db::turns::NewTurn {
+        id: Uuid::new_v4(),
+        user,
+        message_id: Uuid::new_v4(),
+        content: text,
+        idempotency,
+        limits: turn_limits(app),
+    };
+    let conversation_id = request.conversation_id.unwrap_or_else(Uuid::new_v4);
+    let begun = match request.conversation_id {
+        None => db::turns::begin_new(client, turn, conversation_id, &title_for(text)).await?,
+        Some(id) => db::turns::begin_existing(client, turn, id).await?,
+    };
+    check(begun)?;
+    Ok(Start::Run(Started {
+        turn_id: turn.id,
+        stored: StoredUserMessage {
+            conversation_id,
+            message_id: turn.message_id,
+        },
+        text: text.to_owned(),
+        new_conversation: request.conversation_id.is_none(),
+    }))
+}
+
+/// Like [`start`], for a request with an idempotency key: a retry returns the stored answer,
+/// or resumes a failed attempt with its stored user message.
+async fn start_keyed(
+    app: &App,
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    request: &ChatRequest,
+    key: &IdempotencyKey,
+) -> Result<Start, ChatError> {
+    let fingerprint = fingerprint(request);
+    let existing = match db::turns::find_keyed(client, user, &key.0).await? {
+        Some(existing) => existing,
+        None => match start(app, client, user, request, Some((&key.0, &fingerprint))).await {
+            // A concurrent request with the same key got there first.
+            Err(ChatError::Db(e)) if e.is_unique_violation() => {
+                db::turns::find_keyed(client, user, &key.0)
+                    .await?
+                    .ok_or(ChatError::TurnInProgress)?
+            }
+            started => return started,
+        },
+    };
+    if existing.request_hash != fingerprint {
+        return Err(ChatError::IdempotencyKeyReused);
+    }
+    match existing.state {
+        KeyedState::Completed {
+            message_id,
+            content,
+            tool_calls,
+            created_at,
+        } => Ok(Start::Replay(TurnReply {
+            conversation_id: existing.conversation_id,
+            user_message_id: existing.user_message_id,
+            assistant_message_id: message_id,
+            response: content,
+            tool_calls: serde_json::from_value(tool_calls).unwrap_or_default(),
+            created_at,
+        })),
+        KeyedState::InProgress => Err(ChatError::TurnInProgress),
+        KeyedState::Resumable => {
+            let resumed = db::turns::resume(
+                client,
+                user,
+                existing.id,
+                existing.conversation_id,
+                turn_limits(app),
+            )
+            .await?;
+            check(resumed)?;
+            Ok(Start::Run(Started {
+                turn_id: existing.id,
+                stored: StoredUserMessage {
+                    conversation_id: existing.conversation_id,
+                    message_id: existing.user_message_id,
+                },
+                text: existing.user_message,
+                new_conversation: false,
+            }))
+        }
+    }
+}
+
+fn check(begun: Begin) -> Result<(), ChatError> {
+    match begun {
+        Begin::Started => Ok(()),
+        Begin::RateLimited { retry_after } => Err(ChatError::RateLimited { retry_after }),
+        Begin::NotFound => Err(ChatError::ConversationNotFound),
+        Begin::Busy => Err(ChatError::TurnInProgress),
+        Begin::Full => Err(ChatError::ConversationFull),
+    }
+}
+
+fn turn_limits(app: &App) -> db::turns::TurnLimits {
+    db::turns::TurnLimits {
+        per_minute: app.config.rate_limit_per_minute,
+        // Outlives the turn's deadline, so only a crashed invocation ever lets it lapse.
+        lease: app.config.turn_deadline + LEASE_MARGIN,
+        max_messages: app.config.max_messages_per_conversation,
+    }
+}
+
+/// What identifies a request for idempotency: the conversation and the trimmed message.
+fn fingerprint(request: &ChatRequest) -> String {
+    let conversation = request
+        .conversation_id
+        .map_or_else(|| "new".to_owned(), |id| id.to_string());
+    let digest = Sha256::new()
+        .chain_update(conversation)
+        .chain_update([0])
+        .chain_update(request.message.as_str())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rebuilds the conversation within the prompt budget and runs the agent.
+async fn run_agent(
+    app: &App,
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    turn: &Started,
+    deadline: Instant,
+) -> Result<agent::AgentReply, ChatError> {
     let Some(llm) = &app.llm else {
-        return Err(ChatError::LlmNotConfigured { stored });
+        return Err(ChatError::LlmNotConfigured {
+            stored: turn.stored,
+        });
+    };
+    let system = agent::prompt::system_prompt(Utc::now().date_naive());
+    let history = if turn.new_conversation {
+        Vec::new()
+    } else {
+        let mut history =
+            db::messages::recent(client, user, turn.stored.conversation_id, HISTORY_LIMIT).await?;
+        history.retain(|m| m.id != turn.stored.message_id);
+        let left = app
+            .config
+            .prompt_budget_chars
+            .saturating_sub(system.chars().count() + turn.text.chars().count());
+        agent::fit_budget(history, left)
     };
     let mut prompt = Vec::with_capacity(history.len() + 2);
-    prompt.push(llm::Message::System {
-        content: agent::prompt::system_prompt(Utc::now().date_naive()),
-    });
+    prompt.push(llm::Message::System { content: system });
     prompt.extend(agent::replay(history));
     prompt.push(llm::Message::User {
-        content: text.to_owned(),
+        content: turn.text.clone(),
     });
 
     let limits = Limits {
         max_rounds: app.config.agent_max_rounds,
         deadline,
     };
-    let reply = agent::run(llm, &TaskTools::new(&client, user), prompt, limits)
+    agent::run(llm, &TaskTools::new(client, user), prompt, limits)
         .await
         .map_err(|e| match e {
-            agent::AgentError::Llm(source) => ChatError::LlmFailed { stored, source },
+            agent::AgentError::Llm(source) => ChatError::LlmFailed {
+                stored: turn.stored,
+                source,
+            },
             agent::AgentError::Db(e) => ChatError::Db(e),
-        })?;
-
-    let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
-    let assistant = db::messages::append(
-        &client,
-        user,
-        stored.conversation_id,
-        Role::Assistant,
-        &reply.text,
-        &tool_calls,
-    )
-    .await?
-    // The conversation was deleted while the model was thinking.
-    .ok_or(ChatError::ConversationNotFound)?;
-
-    Ok(TurnReply {
-        conversation_id: stored.conversation_id,
-        user_message_id: stored.message_id,
-        assistant_message_id: assistant.id,
-        response: reply.text,
-        tool_calls: reply.tool_calls,
-        created_at: assistant.created_at,
-    })
+        })
 }
 
 /// The first message cut to about 50 characters at a word boundary.

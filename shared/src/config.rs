@@ -22,6 +22,12 @@ pub struct Config {
     pub turn_deadline: Duration,
     /// Most model calls the agent makes in one turn.
     pub agent_max_rounds: u32,
+    /// Chat turns one user may start per minute, across all instances.
+    pub rate_limit_per_minute: i32,
+    /// Most messages one conversation may hold.
+    pub max_messages_per_conversation: i32,
+    /// Approximate size, in characters, of the prompt sent to the model.
+    pub prompt_budget_chars: usize,
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
@@ -45,6 +51,12 @@ impl std::fmt::Debug for Config {
             .field("llm", &self.llm)
             .field("turn_deadline", &self.turn_deadline)
             .field("agent_max_rounds", &self.agent_max_rounds)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field(
+                "max_messages_per_conversation",
+                &self.max_messages_per_conversation,
+            )
+            .field("prompt_budget_chars", &self.prompt_budget_chars)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +130,10 @@ impl Config {
             llm,
             turn_deadline: Duration::from_millis(number("TURN_DEADLINE_MS", 25_000)?),
             agent_max_rounds: number("AGENT_MAX_ROUNDS", 5)?.clamp(1, 20) as u32,
+            rate_limit_per_minute: number("RATE_LIMIT_PER_MINUTE", 20)?.min(i32::MAX as u64) as i32,
+            max_messages_per_conversation: number("MAX_MESSAGES_PER_CONVERSATION", 1000)?
+                .clamp(2, i32::MAX as u64) as i32,
+            prompt_budget_chars: number("PROMPT_BUDGET_CHARS", 32_000)? as usize,
         })
     }
 }

@@ -5,7 +5,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use tokio::time::Instant;
+
 use crate::config::LlmConfig;
+
+/// Pause before the one retry of a transient failure.
+const RETRY_BACKOFF: Duration = Duration::from_millis(300);
+/// Retry only when at least this much time would be left for the second call.
+const MIN_RETRY_BUDGET: Duration = Duration::from_secs(2);
 
 /// One message of a chat-completions conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +132,18 @@ pub enum LlmError {
     BadResponse(String),
 }
 
+impl LlmError {
+    /// Whether the same request may succeed if sent again: connection failures, rate limits
+    /// and server errors.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LlmError::Unreachable(_) => true,
+            LlmError::Status(status) => *status == 429 || *status >= 500,
+            LlmError::Timeout | LlmError::BadResponse(_) => false,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct CompletionRequest<'a> {
     model: &'a str,
@@ -173,9 +192,32 @@ impl LlmClient {
         &self.config.model
     }
 
-    /// Asks the model for the next message, giving up after `within` (capped by the
-    /// configured per-request timeout).
+    /// Asks the model for the next message, giving up after `within`. A transient failure
+    /// is retried once after a short backoff when the deadline leaves room for it.
     pub async fn complete(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
+        within: Duration,
+    ) -> Result<Completion, LlmError> {
+        let deadline = Instant::now() + within;
+        match self.attempt(messages, tools, within).await {
+            Err(e) if e.is_transient() => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left < RETRY_BACKOFF + MIN_RETRY_BUDGET {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "llm call failed; retrying once");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.attempt(messages, tools, left).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// One request, limited by `within` and the configured per-request timeout.
+    async fn attempt(
         &self,
         messages: &[Message],
         tools: &[ToolSpec],

@@ -3,6 +3,8 @@
 pub mod prompt;
 pub mod tools;
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -38,6 +40,8 @@ pub struct AgentReply {
     pub tool_calls: Vec<ToolCallRecord>,
     /// Tokens used over every model call of the turn.
     pub usage: Usage,
+    /// Time spent waiting for the model over the turn.
+    pub llm_latency: Duration,
 }
 
 /// Why the agent produced no reply at all.
@@ -74,9 +78,13 @@ pub async fn run(
     let specs = tools::specs();
     let mut records: Vec<ToolCallRecord> = Vec::new();
     let mut usage = Usage::default();
+    let mut llm_latency = Duration::ZERO;
     for _ in 0..limits.max_rounds {
-        let within = limits.deadline.saturating_duration_since(Instant::now());
-        let completion = match llm.complete(&messages, &specs, within).await {
+        let asked = Instant::now();
+        let within = limits.deadline.saturating_duration_since(asked);
+        let answer = llm.complete(&messages, &specs, within).await;
+        llm_latency += asked.elapsed();
+        let completion = match answer {
             Ok(completion) => completion,
             Err(e) if records.is_empty() => return Err(e.into()),
             Err(e) => {
@@ -93,6 +101,7 @@ pub async fn run(
                 text: completion.content.unwrap_or_default(),
                 tool_calls: records,
                 usage,
+                llm_latency,
             });
         }
         let calls = completion.tool_calls;
@@ -121,6 +130,7 @@ pub async fn run(
         text: summary(&records),
         tool_calls: records,
         usage,
+        llm_latency,
     })
 }
 
@@ -135,6 +145,34 @@ fn summary(records: &[ToolCallRecord]) -> String {
         text.push_str(&format!("\n- {}: {message}", record.name));
     }
     text
+}
+
+/// Keeps the newest whole turns of `history` that fit in `budget` characters. A turn is a
+/// user message with the replies after it, tool calls and results included, so old turns
+/// are dropped whole and a tool call is never separated from its result.
+pub fn fit_budget(mut history: Vec<StoredMessage>, budget: usize) -> Vec<StoredMessage> {
+    let size = |m: &StoredMessage| {
+        let tools = match &m.tool_calls {
+            Value::Array(calls) if calls.is_empty() => 0,
+            calls => calls.to_string().len(),
+        };
+        m.content.chars().count() + tools
+    };
+    let mut used = 0;
+    let mut turn = 0;
+    let mut keep_from = history.len();
+    for (i, message) in history.iter().enumerate().rev() {
+        turn += size(message);
+        if message.role == Role::User {
+            if used + turn > budget {
+                break;
+            }
+            used += turn;
+            turn = 0;
+            keep_from = i;
+        }
+    }
+    history.split_off(keep_from)
 }
 
 /// Replays stored messages as a valid chat-completions sequence: an assistant message that
@@ -223,6 +261,42 @@ mod tests {
                 {"role": "assistant", "content": "Added task 1."}
             ])
         );
+    }
+
+    #[test]
+    fn budget_drops_whole_old_turns_first() {
+        let history = vec![
+            stored(Role::User, "old question", json!([])),
+            stored(Role::Assistant, "old answer", json!([])),
+            stored(Role::User, "new question", json!([])),
+            stored(
+                Role::Assistant,
+                "new answer",
+                json!([{"id": "c1", "name": "list_tasks", "arguments": {}, "result": {}}]),
+            ),
+        ];
+        let newest_turn = 12 + 10 + history[3].tool_calls.to_string().len();
+
+        let everything = fit_budget(history.clone(), 10_000);
+        let newest = fit_budget(history.clone(), newest_turn);
+        let none = fit_budget(history, newest_turn - 1);
+
+        assert_eq!(everything.len(), 4);
+        let kept: Vec<&str> = newest.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(kept, ["new question", "new answer"]);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn budget_never_keeps_half_a_turn() {
+        // The window starts mid-turn: the orphaned reply goes, whatever the budget.
+        let history = vec![
+            stored(Role::Assistant, "orphan", json!([])),
+            stored(Role::User, "q", json!([])),
+            stored(Role::Assistant, "a", json!([])),
+        ];
+        let kept = fit_budget(history, 10_000);
+        assert_eq!(kept[0].content, "q");
     }
 
     #[test]

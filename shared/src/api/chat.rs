@@ -4,7 +4,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 
 use crate::{
     app::App,
-    chat::{self, ChatRequest},
+    chat::{self, ChatRequest, IdempotencyKey},
     http::{self, ApiError},
 };
 
@@ -13,7 +13,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("chat", req, |req| async move {
         let user = http::authenticate(&app.verifier, &req)?;
         let request = ChatRequest::parse(req.body().as_ref())?;
-        let reply = chat::run_turn(app, &user, request)
+        let key = req
+            .headers()
+            .get("idempotency-key")
+            .map(|value| IdempotencyKey::parse(value.as_bytes()))
+            .transpose()?;
+        let reply = chat::run_turn(app, &user, request, key.as_ref())
             .await
             .map_err(ApiError::from)?;
         Ok(http::json_response(StatusCode::OK, &reply))

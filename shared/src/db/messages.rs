@@ -37,17 +37,6 @@ impl Role {
     }
 }
 
-/// A message just appended.
-#[derive(Debug, Clone)]
-pub struct Appended {
-    /// The new message's id.
-    pub id: Uuid,
-    /// Its place in the conversation, starting at 1.
-    pub seq: i32,
-    /// When it was stored.
-    pub created_at: DateTime<Utc>,
-}
-
 /// A stored message, as shown to the client and replayed to the model.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredMessage {
@@ -61,48 +50,6 @@ pub struct StoredMessage {
     pub tool_calls: Value,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
-}
-
-/// Appends a message to `user`'s conversation; `None` when the conversation is missing or
-/// someone else's.
-///
-/// The conversation row is updated in the same statement: that bumps `updated_at`, keeps
-/// `message_count` exact and hands out the next gapless `seq` under the row's lock.
-pub async fn append(
-    client: &tokio_postgres::Client,
-    user: &UserId,
-    conversation_id: Uuid,
-    role: Role,
-    content: &str,
-    tool_calls: &Value,
-) -> Result<Option<Appended>, DbError> {
-    let id = Uuid::new_v4();
-    let rows = client
-        .query_typed(
-            "WITH c AS (
-                 UPDATE conversations
-                 SET message_count = message_count + 1, updated_at = now()
-                 WHERE id = $1 AND user_id = $2
-                 RETURNING id, message_count
-             )
-             INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls)
-             SELECT $3, c.id, $2, c.message_count, $4, $5, $6 FROM c
-             RETURNING seq, created_at",
-            &[
-                (&conversation_id, Type::UUID),
-                (&user.as_str(), Type::TEXT),
-                (&id, Type::UUID),
-                (&role.as_str(), Type::TEXT),
-                (&content, Type::TEXT),
-                (tool_calls, Type::JSONB),
-            ],
-        )
-        .await?;
-    Ok(rows.first().map(|row| Appended {
-        id,
-        seq: row.get(0),
-        created_at: row.get(1),
-    }))
 }
 
 /// The latest `limit` messages of `user`'s conversation, oldest first.

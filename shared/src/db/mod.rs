@@ -7,6 +7,7 @@
 pub mod conversations;
 pub mod messages;
 pub mod tasks;
+pub mod turns;
 
 use std::time::Duration;
 
@@ -44,12 +45,27 @@ pub enum DbError {
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
-        // Errors without a SQLSTATE come from the connection, not from the statement.
-        if e.is_closed() || e.code().is_none() {
+        // Errors without a SQLSTATE come from the connection, not from the statement; so do
+        // connection exceptions (08), operator intervention such as a terminated backend or
+        // a restarting server (57) and running out of connections (53).
+        let connection_lost = match e.code() {
+            None => true,
+            Some(code) => ["08", "57", "53"]
+                .iter()
+                .any(|class| code.code().starts_with(class)),
+        };
+        if e.is_closed() || connection_lost {
             DbError::Unavailable(e.to_string())
         } else {
             DbError::Query(e)
         }
+    }
+}
+
+impl DbError {
+    /// Whether a unique constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Query(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
     }
 }
 

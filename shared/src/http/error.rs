@@ -7,7 +7,7 @@ use lambda_http::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{auth::AuthError, chat::ChatError, db::DbError, input::InputError};
+use crate::{auth::AuthError, chat::ChatError, db::DbError, input::InputError, llm::LlmError};
 
 /// Everything an endpoint can answer other than success.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,29 @@ pub enum ApiError {
     /// No route for this method and path.
     #[error("route not found")]
     RouteNotFound,
+    /// Another turn is running on this conversation or under this idempotency key.
+    #[error("turn in progress")]
+    TurnInProgress,
+    /// The idempotency key was first used with a different body.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// The conversation holds the maximum number of messages.
+    #[error("conversation full")]
+    ConversationFull,
+    /// Too many turns this minute.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a turn is admitted again.
+        retry_after: u64,
+    },
+    /// The model answered something unusable; the user's message is stored.
+    #[error("llm bad response")]
+    LlmBadResponse {
+        /// The conversation holding the stored message.
+        conversation_id: Uuid,
+        /// The stored user message.
+        user_message_id: Uuid,
+    },
     /// The model failed; the user's message is stored and the turn can be retried.
     #[error("llm unavailable")]
     LlmUnavailable {
@@ -99,11 +122,23 @@ impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
         match e {
             ChatError::ConversationNotFound => ApiError::ConversationNotFound,
+            ChatError::TurnInProgress => ApiError::TurnInProgress,
+            ChatError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            ChatError::ConversationFull => ApiError::ConversationFull,
+            ChatError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             ChatError::LlmFailed { stored, source } => {
                 tracing::warn!(error = %source, "llm call failed");
-                ApiError::LlmUnavailable {
-                    conversation_id: stored.conversation_id,
-                    user_message_id: stored.message_id,
+                let (conversation_id, user_message_id) =
+                    (stored.conversation_id, stored.message_id);
+                match source {
+                    LlmError::BadResponse(_) => ApiError::LlmBadResponse {
+                        conversation_id,
+                        user_message_id,
+                    },
+                    _ => ApiError::LlmUnavailable {
+                        conversation_id,
+                        user_message_id,
+                    },
                 }
             }
             ChatError::LlmNotConfigured { stored } => ApiError::LlmNotConfigured {
@@ -124,6 +159,10 @@ impl ApiError {
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ConversationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::TurnInProgress | ApiError::ConversationFull => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LlmBadResponse { .. } => StatusCode::BAD_GATEWAY,
             ApiError::LlmUnavailable { .. }
             | ApiError::LlmNotConfigured { .. }
             | ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,6 +180,11 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::ConversationNotFound => "conversation_not_found",
             ApiError::RouteNotFound => "not_found",
+            ApiError::TurnInProgress => "turn_in_progress",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::ConversationFull => "conversation_full",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::LlmBadResponse { .. } => "llm_bad_response",
             ApiError::LlmUnavailable { .. } => "llm_unavailable",
             ApiError::LlmNotConfigured { .. } => "llm_not_configured",
             ApiError::DatabaseUnavailable => "database_unavailable",
@@ -159,6 +203,22 @@ impl ApiError {
             ApiError::Validation { field, reason } => format!("{field}: {reason}"),
             ApiError::ConversationNotFound => "Conversation not found.".into(),
             ApiError::RouteNotFound => "No such endpoint.".into(),
+            ApiError::TurnInProgress => {
+                "Another turn is still running on this conversation; retry when it is done.".into()
+            }
+            ApiError::IdempotencyKeyReused => {
+                "This Idempotency-Key was already used for a different request.".into()
+            }
+            ApiError::ConversationFull => {
+                "This conversation has reached its message limit; start a new one.".into()
+            }
+            ApiError::RateLimited { retry_after } => {
+                format!("Too many messages; retry in {retry_after} seconds.")
+            }
+            ApiError::LlmBadResponse { .. } => {
+                "The assistant answered something unusable. Your message was saved; retry the turn."
+                    .into()
+            }
             ApiError::LlmUnavailable { .. } => {
                 "The assistant is unavailable right now. Your message was saved; retry the turn."
                     .into()
@@ -189,6 +249,10 @@ impl ApiError {
                 conversation_id,
                 user_message_id,
             }
+            | ApiError::LlmBadResponse {
+                conversation_id,
+                user_message_id,
+            }
             | ApiError::LlmNotConfigured {
                 conversation_id,
                 user_message_id,
@@ -199,6 +263,11 @@ impl ApiError {
             _ => {}
         }
         let mut response = super::json_response(self.status(), &Value::Object(body));
+        if let ApiError::RateLimited { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+        }
         if self.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -344,24 +344,45 @@ async fn someone_elses_conversation_is_indistinguishable_from_a_missing_one() {
 }
 
 #[tokio::test]
-async fn llm_failures_are_503_and_keep_the_user_message() {
+async fn llm_failures_are_503_or_502_and_keep_the_user_message() {
     let failures = [
-        ResponseTemplate::new(500).set_body_string("upstream exploded"),
-        ResponseTemplate::new(429),
-        ResponseTemplate::new(200).set_body_string("<html>not json</html>"),
-        ResponseTemplate::new(200).set_body_json(json!({"choices": []})),
-        ResponseTemplate::new(200)
-            .set_body_json(crate::helpers::completion("late"))
-            .set_delay(Duration::from_secs(5)),
+        (
+            ResponseTemplate::new(500).set_body_string("upstream exploded"),
+            503,
+            "llm_unavailable",
+        ),
+        (ResponseTemplate::new(429), 503, "llm_unavailable"),
+        (
+            ResponseTemplate::new(200)
+                .set_body_json(crate::helpers::completion("late"))
+                .set_delay(Duration::from_secs(5)),
+            503,
+            "llm_unavailable",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_string("<html>not json</html>"),
+            502,
+            "llm_bad_response",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"choices": []})),
+            502,
+            "llm_bad_response",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(crate::helpers::completion("")),
+            502,
+            "llm_bad_response",
+        ),
     ];
-    for failure in failures {
+    for (failure, status, code) in failures {
         let app = TestApp::spawn_with(&[("LLM_TIMEOUT_MS", "300")]).await;
         app.llm_responds(failure).await;
 
         let res = app.chat("alice", json!({"message": "add milk"})).await;
 
-        assert_eq!(res.status, 503, "{}", res.body);
-        assert_eq!(res.body["error"], "llm_unavailable");
+        assert_eq!(res.status, status, "{}", res.body);
+        assert_eq!(res.body["error"], code);
         let conversation_id = res.body["conversation_id"].as_str().unwrap();
         let stored = app.messages(conversation_id).await;
         assert_eq!(stored, vec![("user".to_owned(), "add milk".to_owned(), 1)]);

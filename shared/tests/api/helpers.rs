@@ -88,6 +88,32 @@ impl TestApp {
         self.send_chat(request.0).await
     }
 
+    /// `POST /api/{user}/chat` as `user` with an `Idempotency-Key`.
+    pub async fn chat_with_key(&self, user: &str, key: &str, body: Value) -> TestResponse {
+        let request = self
+            .request(Method::POST, &format!("/api/{user}/chat"), body.to_string())
+            .bearer(&self.token(user))
+            .header("idempotency-key", key)
+            .path_params(&[("user_id", user)]);
+        self.send_chat(request.0).await
+    }
+
+    /// Terminates every server connection of this test's database but the caller's, as an
+    /// operator or a failover would.
+    pub async fn kill_app_connections(&self) -> i64 {
+        let name = url::Url::parse(&self.database_url).unwrap().path()[1..].to_owned();
+        self.db()
+            .await
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .len() as i64
+    }
+
     /// Sends a prepared request to the chat handler.
     pub async fn send_chat(&self, request: Request) -> TestResponse {
         self.send(todo_chat::api::chat::handle, request).await
@@ -379,6 +405,30 @@ pub fn completion(text: &str) -> Value {
                      "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
     })
+}
+
+/// An LLM that adds one task per turn: when the conversation ends with the user's message
+/// it calls `add_task` with that message as title, and once the tool result is in, it
+/// answers. Stateless, so any number of concurrent turns can share it.
+pub struct AddTaskPerTurn {
+    /// How long each answer takes.
+    pub delay: Duration,
+}
+
+impl wiremock::Respond for AddTaskPerTurn {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+        let answer = if last["role"] == "user" {
+            let arguments = json!({"title": last["content"]}).to_string();
+            tool_calls(&[("call_add", "add_task", &arguments)])
+        } else {
+            completion("Added.")
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(answer)
+            .set_delay(self.delay)
+    }
 }
 
 /// A chat-completions response asking for `calls`, each `(id, tool name, raw arguments)`.

@@ -7,3 +7,4 @@ mod conversations;
 mod dev_server;
 mod events;
 mod helpers;
+mod reliability;

@@ -1,0 +1,427 @@
+//! The writes of a chat turn. Each function is one statement, so what belongs together is
+//! applied atomically:
+//!
+//! - [`begin_new`] / [`begin_existing`]: count the turn against the user's rate limit, take
+//!   the conversation's turn lease, store the user message (and the idempotency record);
+//! - [`resume`]: take the lease again for a keyed turn whose earlier attempt failed;
+//! - [`finish`]: store the assistant message and release the lease;
+//! - [`fail`]: release the lease and mark the keyed turn failed.
+//!
+//! The lease is a row-level claim with an expiry, never a transaction or session lock held
+//! across the LLM call (Neon's pooler runs in transaction mode).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use super::DbError;
+use crate::{auth::UserId, llm::Usage};
+
+/// Limits a turn is started under.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnLimits {
+    /// Turns a user may start per minute.
+    pub per_minute: i32,
+    /// How long the conversation stays claimed if the turn never finishes.
+    pub lease: Duration,
+    /// Most messages a conversation may hold.
+    pub max_messages: i32,
+}
+
+/// Everything needed to start a turn.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTurn<'a> {
+    /// The turn (and lease) id.
+    pub id: Uuid,
+    /// The caller.
+    pub user: &'a UserId,
+    /// Id for the stored user message.
+    pub message_id: Uuid,
+    /// The user's text.
+    pub content: &'a str,
+    /// The client's idempotency key and the fingerprint of its request, if it sent one.
+    pub idempotency: Option<(&'a str, &'a str)>,
+    /// Rate, lease and size limits.
+    pub limits: TurnLimits,
+}
+
+/// How an attempt to start a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// The user message is stored and the lease is held.
+    Started,
+    /// The user used up this minute's turns; retry after this many seconds.
+    RateLimited {
+        /// Seconds until the next window.
+        retry_after: u64,
+    },
+    /// The conversation is missing or someone else's.
+    NotFound,
+    /// Another turn holds the conversation's lease.
+    Busy,
+    /// The conversation has no room for another turn.
+    Full,
+}
+
+// Counts one turn in the user's current one-minute window; yields no row when the window
+// is full. The row lock on the user's row makes concurrent counts exact.
+const RATE_CTE: &str = "rate AS (
+    INSERT INTO rate_limits AS r (user_id, window_start, count)
+    VALUES ($1, date_trunc('minute', now()), 1)
+    ON CONFLICT (user_id) DO UPDATE
+        SET window_start = EXCLUDED.window_start,
+            count = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.count + 1 ELSE 1 END
+        WHERE r.window_start <> EXCLUDED.window_start OR r.count < $2
+    RETURNING count
+)";
+
+const RETRY_AFTER: &str =
+    "ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8";
+
+fn retry_after(row: &tokio_postgres::Row) -> Begin {
+    Begin::RateLimited {
+        retry_after: row.get::<_, i64>("retry_after").max(1) as u64,
+    }
+}
+
+/// Starts a turn in a new conversation `conversation_id` titled `title`.
+pub async fn begin_new(
+    client: &tokio_postgres::Client,
+    turn: NewTurn<'_>,
+    conversation_id: Uuid,
+    title: &str,
+) -> Result<Begin, DbError> {
+    let (key, hash) = turn.idempotency.unzip();
+    let row = client
+        .query_typed(
+            &format!(
+                "WITH {RATE_CTE},
+                 conversation AS (
+                     INSERT INTO conversations
+                         (id, user_id, title, message_count, turn_lease_id, turn_lease_until)
+                     SELECT $3, $1, $4, 1, $5, now() + make_interval(secs => $6) FROM rate
+                     RETURNING id
+                 ),
+                 message AS (
+                     INSERT INTO messages (id, conversation_id, user_id, seq, role, content)
+                     SELECT $7, id, $1, 1, 'user', $8 FROM conversation
+                     RETURNING id
+                 ),
+                 turn AS (
+                     INSERT INTO turns (id, user_id, idempotency_key, request_hash,
+                                        conversation_id, user_message_id, status)
+                     SELECT $5, $1, $9, $10, $3, id, 'running' FROM message
+                     WHERE $9::text IS NOT NULL
+                 )
+                 SELECT EXISTS (SELECT 1 FROM message) AS started, {RETRY_AFTER} AS retry_after"
+            ),
+            &[
+                (&turn.user.as_str(), Type::TEXT),
+                (&turn.limits.per_minute, Type::INT4),
+                (&conversation_id, Type::UUID),
+                (&title, Type::TEXT),
+                (&turn.id, Type::UUID),
+                (&turn.limits.lease.as_secs_f64(), Type::FLOAT8),
+                (&turn.message_id, Type::UUID),
+                (&turn.content, Type::TEXT),
+                (&key, Type::TEXT),
+                (&hash, Type::TEXT),
+            ],
+        )
+        .await?;
+    let row = single(&row)?;
+    Ok(if row.get("started") {
+        Begin::Started
+    } else {
+        retry_after(row)
+    })
+}
+
+/// Starts a turn in `user`'s existing conversation `conversation_id`.
+pub async fn begin_existing(
+    client: &tokio_postgres::Client,
+    turn: NewTurn<'_>,
+    conversation_id: Uuid,
+) -> Result<Begin, DbError> {
+    let (key, hash) = turn.idempotency.unzip();
+    let rows = client
+        .query_typed(
+            &format!(
+                "WITH {RATE_CTE},
+                 existing AS (
+                     SELECT message_count FROM conversations WHERE id = $3 AND user_id = $1
+                 ),
+                 claimed AS (
+                     UPDATE conversations c
+                     SET message_count = c.message_count + 1, updated_at = now(),
+                         turn_lease_id = $4, turn_lease_until = now() + make_interval(secs => $5)
+                     FROM rate
+                     WHERE c.id = $3 AND c.user_id = $1
+                       AND (c.turn_lease_until IS NULL OR c.turn_lease_until < now())
+                       AND c.message_count + 2 <= $6
+                     RETURNING c.id, c.message_count
+                 ),
+                 message AS (
+                     INSERT INTO messages (id, conversation_id, user_id, seq, role, content)
+                     SELECT $7, id, $1, message_count, 'user', $8 FROM claimed
+                     RETURNING id
+                 ),
+                 turn AS (
+                     INSERT INTO turns (id, user_id, idempotency_key, request_hash,
+                                        conversation_id, user_message_id, status)
+                     SELECT $4, $1, $9, $10, $3, id, 'running' FROM message
+                     WHERE $9::text IS NOT NULL
+                 )
+                 SELECT EXISTS (SELECT 1 FROM rate) AS admitted,
+                        EXISTS (SELECT 1 FROM message) AS started,
+                        (SELECT message_count FROM existing) AS message_count,
+                        {RETRY_AFTER} AS retry_after"
+            ),
+            &[
+                (&turn.user.as_str(), Type::TEXT),
+                (&turn.limits.per_minute, Type::INT4),
+                (&conversation_id, Type::UUID),
+                (&turn.id, Type::UUID),
+                (&turn.limits.lease.as_secs_f64(), Type::FLOAT8),
+                (&turn.limits.max_messages, Type::INT4),
+                (&turn.message_id, Type::UUID),
+                (&turn.content, Type::TEXT),
+                (&key, Type::TEXT),
+                (&hash, Type::TEXT),
+            ],
+        )
+        .await?;
+    let row = single(&rows)?;
+    let message_count: Option<i32> = row.get("message_count");
+    Ok(if row.get("started") {
+        Begin::Started
+    } else if !row.get::<_, bool>("admitted") {
+        retry_after(row)
+    } else {
+        match message_count {
+            None => Begin::NotFound,
+            Some(n) if n + 2 > turn.limits.max_messages => Begin::Full,
+            Some(_) => Begin::Busy,
+        }
+    })
+}
+
+/// Takes the lease again for the keyed turn `turn_id`, whose user message is already stored.
+pub async fn resume(
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    turn_id: Uuid,
+    conversation_id: Uuid,
+    limits: TurnLimits,
+) -> Result<Begin, DbError> {
+    let rows = client
+        .query_typed(
+            &format!(
+                "WITH {RATE_CTE},
+                 claimed AS (
+                     UPDATE conversations c
+                     SET turn_lease_id = $3, turn_lease_until = now() + make_interval(secs => $5)
+                     FROM rate
+                     WHERE c.id = $4 AND c.user_id = $1
+                       AND (c.turn_lease_until IS NULL OR c.turn_lease_until < now())
+                     RETURNING c.id
+                 ),
+                 turn AS (
+                     UPDATE turns SET status = 'running', updated_at = now()
+                     WHERE id = $3 AND EXISTS (SELECT 1 FROM claimed)
+                 )
+                 SELECT EXISTS (SELECT 1 FROM rate) AS admitted,
+                        EXISTS (SELECT 1 FROM claimed) AS started,
+                        {RETRY_AFTER} AS retry_after"
+            ),
+            &[
+                (&user.as_str(), Type::TEXT),
+                (&limits.per_minute, Type::INT4),
+                (&turn_id, Type::UUID),
+                (&conversation_id, Type::UUID),
+                (&limits.lease.as_secs_f64(), Type::FLOAT8),
+            ],
+        )
+        .await?;
+    let row = single(&rows)?;
+    Ok(if row.get("started") {
+        Begin::Started
+    } else if !row.get::<_, bool>("admitted") {
+        retry_after(row)
+    } else {
+        Begin::Busy
+    })
+}
+
+/// The assistant's reply to store when a turn finishes.
+#[derive(Debug, Clone)]
+pub struct Reply<'a> {
+    /// Id for the assistant message.
+    pub message_id: Uuid,
+    /// Its text.
+    pub content: &'a str,
+    /// The tool calls of the turn, as stored.
+    pub tool_calls: &'a Value,
+    /// Tokens the provider reported.
+    pub usage: Usage,
+    /// Time spent waiting for the model.
+    pub llm_latency: Duration,
+}
+
+/// Stores the reply and releases the lease in one statement; `None` when the conversation
+/// was deleted (or the lease lost) meanwhile.
+pub async fn finish(
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    turn_id: Uuid,
+    conversation_id: Uuid,
+    reply: &Reply<'_>,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    let prompt_tokens = i32::try_from(reply.usage.prompt_tokens).unwrap_or(i32::MAX);
+    let completion_tokens = i32::try_from(reply.usage.completion_tokens).unwrap_or(i32::MAX);
+    let latency_ms = i32::try_from(reply.llm_latency.as_millis()).unwrap_or(i32::MAX);
+    let rows = client
+        .query_typed(
+            "WITH released AS (
+                 UPDATE conversations
+                 SET message_count = message_count + 1, updated_at = now(),
+                     turn_lease_id = NULL, turn_lease_until = NULL
+                 WHERE id = $1 AND user_id = $2 AND turn_lease_id = $3
+                 RETURNING id, message_count
+             ),
+             message AS (
+                 INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls,
+                                       prompt_tokens, completion_tokens, llm_latency_ms)
+                 SELECT $4, id, $2, message_count, 'assistant', $5, $6, $7, $8, $9 FROM released
+                 RETURNING created_at
+             ),
+             turn AS (
+                 UPDATE turns SET status = 'completed', assistant_message_id = $4, updated_at = now()
+                 WHERE id = $3 AND EXISTS (SELECT 1 FROM message)
+             )
+             SELECT created_at FROM message",
+            &[
+                (&conversation_id, Type::UUID),
+                (&user.as_str(), Type::TEXT),
+                (&turn_id, Type::UUID),
+                (&reply.message_id, Type::UUID),
+                (&reply.content, Type::TEXT),
+                (reply.tool_calls, Type::JSONB),
+                (&prompt_tokens, Type::INT4),
+                (&completion_tokens, Type::INT4),
+                (&latency_ms, Type::INT4),
+            ],
+        )
+        .await?;
+    Ok(rows.first().map(|row| row.get("created_at")))
+}
+
+/// Releases the lease after a failed turn and marks its keyed record failed, so a retry can
+/// resume it.
+pub async fn fail(
+    client: &tokio_postgres::Client,
+    turn_id: Uuid,
+    conversation_id: Uuid,
+) -> Result<(), DbError> {
+    client
+        .query_typed(
+            "WITH released AS (
+                 UPDATE conversations SET turn_lease_id = NULL, turn_lease_until = NULL
+                 WHERE id = $1 AND turn_lease_id = $2
+             )
+             UPDATE turns SET status = 'failed', updated_at = now() WHERE id = $2",
+            &[(&conversation_id, Type::UUID), (&turn_id, Type::UUID)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A turn recorded under an idempotency key.
+#[derive(Debug, Clone)]
+pub struct KeyedTurn {
+    /// The turn (and lease) id.
+    pub id: Uuid,
+    /// Fingerprint of the request that first used the key.
+    pub request_hash: String,
+    /// Its conversation.
+    pub conversation_id: Uuid,
+    /// Its stored user message.
+    pub user_message_id: Uuid,
+    /// Its user message's text.
+    pub user_message: String,
+    /// Where it stands.
+    pub state: KeyedState,
+}
+
+/// Where a keyed turn stands.
+#[derive(Debug, Clone)]
+pub enum KeyedState {
+    /// Finished: the stored reply.
+    Completed {
+        /// The assistant message.
+        message_id: Uuid,
+        /// Its text.
+        content: String,
+        /// Its tool calls.
+        tool_calls: Value,
+        /// When it was stored.
+        created_at: DateTime<Utc>,
+    },
+    /// An attempt holds the conversation's lease right now.
+    InProgress,
+    /// Failed, or its attempt died: it can be resumed.
+    Resumable,
+}
+
+/// The turn `user` sent with `key`, if any.
+pub async fn find_keyed(
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    key: &str,
+) -> Result<Option<KeyedTurn>, DbError> {
+    let rows = client
+        .query_typed(
+            "SELECT t.id, t.request_hash, t.status, t.conversation_id, t.user_message_id,
+                    um.content AS user_message,
+                    coalesce(c.turn_lease_id = t.id AND c.turn_lease_until > now(), false)
+                        AS in_progress,
+                    am.id AS assistant_id, am.content, am.tool_calls, am.created_at
+             FROM turns t
+             JOIN conversations c ON c.id = t.conversation_id
+             JOIN messages um ON um.id = t.user_message_id
+             LEFT JOIN messages am ON am.id = t.assistant_message_id
+             WHERE t.user_id = $1 AND t.idempotency_key = $2",
+            &[(&user.as_str(), Type::TEXT), (&key, Type::TEXT)],
+        )
+        .await?;
+    Ok(rows.first().map(|row| {
+        let status: &str = row.get("status");
+        let assistant_id: Option<Uuid> = row.get("assistant_id");
+        let state = match (status, assistant_id) {
+            ("completed", Some(message_id)) => KeyedState::Completed {
+                message_id,
+                content: row.get("content"),
+                tool_calls: row.get("tool_calls"),
+                created_at: row.get("created_at"),
+            },
+            _ if row.get::<_, bool>("in_progress") => KeyedState::InProgress,
+            _ => KeyedState::Resumable,
+        };
+        KeyedTurn {
+            id: row.get("id"),
+            request_hash: row.get("request_hash"),
+            conversation_id: row.get("conversation_id"),
+            user_message_id: row.get("user_message_id"),
+            user_message: row.get("user_message"),
+            state,
+        }
+    }))
+}
+
+fn single(rows: &[tokio_postgres::Row]) -> Result<&tokio_postgres::Row, DbError> {
+    rows.first()
+        .ok_or_else(|| DbError::Invariant("turn statement returned no row".into()))
+}
