@@ -44,16 +44,15 @@ impl App {
     /// Builds the app from `config`; opens no connection yet.
     pub fn new(config: Config) -> Result<Self, StartError> {
         let db = db::pool(&config.database_url, config.db_pool_size)?;
-        let verifier = Verifier::hs256(config.auth_secret.as_bytes());
-        let llm = match &config.llm {
-            Some(llm_config) => {
-                let http = reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .build()?;
-                Some(LlmClient::new(http, llm_config.clone()))
-            }
-            None => None,
-        };
+        // One HTTP client (one connection pool, one TLS setup) for the LLM and the key set.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        let verifier = Verifier::new(&config.auth, http.clone());
+        let llm = config
+            .llm
+            .as_ref()
+            .map(|llm_config| LlmClient::new(http, llm_config.clone()));
         Ok(Self {
             config,
             db,

@@ -1,13 +1,32 @@
 //! Bearer-token authentication: turns an `Authorization` header into a verified [`UserId`].
+//!
+//! Two modes, as Better Auth deployments use them:
+//! - a shared secret (`BETTER_AUTH_SECRET`): HS256 only;
+//! - a JWKS URL (`JWKS_URL`, Better Auth's `/api/auth/jwks`): EdDSA, ES256, RS256 or PS256,
+//!   the algorithm taken from the key, never from the token.
+//!
+//! `exp` and `sub` are always required; `iss` and `aud` when configured.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    errors::ErrorKind,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet},
+};
 use lambda_http::http::{HeaderMap, header::AUTHORIZATION};
 use serde::{Deserialize, Serialize};
+use tokio::{sync::Mutex, time::Instant};
 
 /// Seconds of clock skew tolerated on `exp`.
 const LEEWAY_SECS: u64 = 30;
+/// Least time between two fetches of the key set, however many unknown `kid`s arrive.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest wait for the key set.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A user id taken from a verified token's `sub`; the only way code learns who the caller is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +48,39 @@ pub enum AuthError {
     /// A well-signed token whose `exp` has passed.
     #[error("token expired")]
     Expired,
+    /// The key set could not be fetched, so no token can be checked right now.
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+/// Where verification keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// Better Auth's shared secret; tokens must be HS256.
+    Secret(String),
+    /// The URL of a JSON Web Key Set.
+    Jwks(String),
+}
+
+// Hand-written so the secret never reaches a log line.
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Secret(_) => f.write_str("Secret(..)"),
+            KeySource::Jwks(url) => f.debug_tuple("Jwks").field(url).finish(),
+        }
+    }
+}
+
+/// How tokens are checked.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// The keys.
+    pub keys: KeySource,
+    /// Required `iss`, if set.
+    pub issuer: Option<String>,
+    /// Required `aud`, if set.
+    pub audience: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -36,34 +88,71 @@ struct Claims {
     sub: String,
 }
 
+/// Keys fetched from a JWKS URL, kept for the instance's life (they are not user data).
+struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    state: Mutex<JwksState>,
+}
+
+#[derive(Default)]
+struct JwksState {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    fetched_at: Option<Instant>,
+}
+
+enum Keys {
+    Secret(DecodingKey),
+    Jwks(JwksCache),
+}
+
 /// Verifies tokens; built once per cold start.
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: Keys,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl Verifier {
-    /// A verifier for HS256 tokens signed with Better Auth's shared secret.
-    pub fn hs256(secret: &[u8]) -> Self {
-        // The algorithm is pinned here; the token header never chooses it.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = LEEWAY_SECS;
+    /// A verifier for `config`; a JWKS is fetched on first use, not here.
+    pub fn new(config: &AuthConfig, http: reqwest::Client) -> Self {
+        let keys = match &config.keys {
+            KeySource::Secret(secret) => Keys::Secret(DecodingKey::from_secret(secret.as_bytes())),
+            KeySource::Jwks(url) => Keys::Jwks(JwksCache {
+                url: url.clone(),
+                http,
+                state: Mutex::new(JwksState::default()),
+            }),
+        };
         Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
         }
     }
 
+    /// A verifier for HS256 tokens signed with `secret`, checking neither `iss` nor `aud`.
+    pub fn hs256(secret: &str) -> Self {
+        let config = AuthConfig {
+            keys: KeySource::Secret(secret.to_owned()),
+            issuer: None,
+            audience: None,
+        };
+        Self::new(&config, reqwest::Client::new())
+    }
+
     /// Returns the caller's user id from the request's `Authorization: Bearer` header.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, AuthError> {
         let token = bearer_token(headers).ok_or(AuthError::Unauthorized)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
+        let (key, algorithm) = match &self.keys {
+            Keys::Secret(key) => (key.clone(), Algorithm::HS256),
+            Keys::Jwks(cache) => cache.key_for(token).await?,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Unauthorized,
-            },
-        )?;
+            })?;
         let sub = data.claims.sub;
         // The id is stored as text with a length check; refuse what could never match.
         if sub.is_empty() || sub.len() > 255 {
@@ -71,6 +160,122 @@ impl Verifier {
         }
         Ok(UserId(sub))
     }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        // One algorithm, chosen by the key; the token's header never widens it.
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        let mut required = vec!["exp", "sub"];
+        match &self.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+}
+
+impl JwksCache {
+    /// The key (and its algorithm) the token's `kid` names, refetching the set at most once
+    /// a minute when the `kid` is unknown.
+    async fn key_for(&self, token: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Unauthorized)?;
+        let mut state = self.state.lock().await;
+        let stale = state
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= JWKS_REFETCH_INTERVAL);
+        if find(&state.keys, header.kid.as_deref()).is_none() && stale {
+            state.fetched_at = Some(Instant::now());
+            state.keys = self.fetch().await?;
+        }
+        find(&state.keys, header.kid.as_deref()).ok_or(AuthError::Unauthorized)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.to_string());
+        let set: JwkSet = self
+            .http
+            .get(&self.url)
+            .timeout(JWKS_TIMEOUT)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        let keys: HashMap<_, _> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let algorithm = signing_algorithm(jwk)?;
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some((
+                    jwk.common.key_id.clone().unwrap_or_default(),
+                    (key, algorithm),
+                ))
+            })
+            .collect();
+        tracing::info!(keys = keys.len(), "fetched signing keys");
+        Ok(keys)
+    }
+}
+
+/// The key named `kid`; a token without `kid` may use a set holding a single key.
+fn find(
+    keys: &HashMap<String, (DecodingKey, Algorithm)>,
+    kid: Option<&str>,
+) -> Option<(DecodingKey, Algorithm)> {
+    match kid {
+        Some(kid) => keys.get(kid).cloned(),
+        None if keys.len() == 1 => keys.values().next().cloned(),
+        None => None,
+    }
+}
+
+/// The algorithm a published key signs with: its `alg`, or what its type implies. Symmetric
+/// keys are never accepted from a key set.
+fn signing_algorithm(jwk: &Jwk) -> Option<Algorithm> {
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        _ => return None,
+    };
+    let algorithm = match jwk.common.key_algorithm {
+        Some(declared) => declared.to_string().parse().ok()?,
+        None => implied,
+    };
+    // A declared algorithm must fit the key type (no HS256 on a public key, say).
+    let fits = matches!(
+        (algorithm, implied),
+        (Algorithm::EdDSA, Algorithm::EdDSA)
+            | (Algorithm::ES256, Algorithm::ES256)
+            | (Algorithm::ES384, Algorithm::ES384)
+            | (
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512,
+                Algorithm::RS256
+            )
+    );
+    fits.then_some(algorithm)
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -111,7 +316,7 @@ mod tests {
     use super::*;
     use lambda_http::http::HeaderValue;
 
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -119,90 +324,46 @@ mod tests {
         headers
     }
 
-    fn sign(claims: serde_json::Value, secret: &[u8]) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(secret),
-        )
-        .unwrap()
-    }
-
-    fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
-
-    #[test]
-    fn valid_token_yields_its_subject() {
-        let token = issue_hs256(SECRET, "user-1", Duration::from_secs(60));
+    #[tokio::test]
+    async fn valid_token_yields_its_subject() {
+        let token = issue_hs256(SECRET.as_bytes(), "user-1", Duration::from_secs(60));
         let user = Verifier::hs256(SECRET)
             .authenticate(&headers(&format!("Bearer {token}")))
+            .await
             .unwrap();
         assert_eq!(user.as_str(), "user-1");
     }
 
-    #[test]
-    fn missing_header_is_unauthorized() {
-        let err = Verifier::hs256(SECRET).authenticate(&HeaderMap::new());
-        assert_eq!(err, Err(AuthError::Unauthorized));
-    }
-
-    #[test]
-    fn other_schemes_and_garbage_are_unauthorized() {
-        let token = issue_hs256(SECRET, "user-1", Duration::from_secs(60));
-        for value in [
-            format!("Basic {token}"),
-            token.clone(),
-            "Bearer ".into(),
-            "Bearer not.a.jwt".into(),
-        ] {
-            let err = Verifier::hs256(SECRET).authenticate(&headers(&value));
+    #[tokio::test]
+    async fn missing_header_and_other_schemes_are_unauthorized() {
+        let token = issue_hs256(SECRET.as_bytes(), "user-1", Duration::from_secs(60));
+        let verifier = Verifier::hs256(SECRET);
+        assert_eq!(
+            verifier.authenticate(&HeaderMap::new()).await,
+            Err(AuthError::Unauthorized)
+        );
+        for value in [format!("Basic {token}"), token.clone(), "Bearer ".into()] {
+            let err = verifier.authenticate(&headers(&value)).await;
             assert_eq!(err, Err(AuthError::Unauthorized), "accepted {value:?}");
         }
     }
 
     #[test]
-    fn token_signed_with_another_secret_is_unauthorized() {
-        let token = issue_hs256(
-            b"another-secret-another-secret-xx",
-            "u",
-            Duration::from_secs(60),
-        );
-        let err = Verifier::hs256(SECRET).authenticate(&headers(&format!("Bearer {token}")));
-        assert_eq!(err, Err(AuthError::Unauthorized));
+    fn symmetric_and_mismatched_keys_are_never_taken_from_a_key_set() {
+        let jwk = |value: serde_json::Value| -> Jwk { serde_json::from_value(value).unwrap() };
+        let ed = serde_json::json!({"kty": "OKP", "crv": "Ed25519",
+            "x": "B7LBPscN560jm3in86zoo8_NjWzuX7KtF3NHxJ1b2qo"});
+        assert_eq!(signing_algorithm(&jwk(ed.clone())), Some(Algorithm::EdDSA));
+        let mut declared_hs = ed;
+        declared_hs["alg"] = "HS256".into();
+        assert_eq!(signing_algorithm(&jwk(declared_hs)), None);
+        let octet = serde_json::json!({"kty": "oct", "k": "c2VjcmV0"});
+        assert_eq!(signing_algorithm(&jwk(octet)), None);
     }
 
     #[test]
-    fn expired_token_is_reported_as_expired() {
-        let token = sign(serde_json::json!({"sub": "u", "exp": now() - 3600}), SECRET);
-        let err = Verifier::hs256(SECRET).authenticate(&headers(&format!("Bearer {token}")));
-        assert_eq!(err, Err(AuthError::Expired));
-    }
-
-    #[test]
-    fn token_without_exp_or_sub_is_unauthorized() {
-        for claims in [
-            serde_json::json!({"sub": "u"}),
-            serde_json::json!({"exp": now() + 60}),
-            serde_json::json!({"sub": "", "exp": now() + 60}),
-            serde_json::json!({"sub": 42, "exp": now() + 60}),
-        ] {
-            let token = sign(claims.clone(), SECRET);
-            let err = Verifier::hs256(SECRET).authenticate(&headers(&format!("Bearer {token}")));
-            assert_eq!(err, Err(AuthError::Unauthorized), "accepted {claims}");
-        }
-    }
-
-    #[test]
-    fn unsigned_none_algorithm_token_is_unauthorized() {
-        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60));
-        let err =
-            Verifier::hs256(SECRET).authenticate(&headers(&format!("Bearer {header}.{payload}.")));
-        assert_eq!(err, Err(AuthError::Unauthorized));
+    fn debug_output_hides_the_secret() {
+        let shown = format!("{:?}", KeySource::Secret(SECRET.into()));
+        assert!(!shown.contains(SECRET));
     }
 }

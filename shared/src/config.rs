@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::auth::{AuthConfig, KeySource};
+
 /// OpenRouter's OpenAI-compatible API, used when `LLM_BASE_URL` is not set.
 pub const DEFAULT_LLM_BASE_URL: &str = "https://openrouter.ai/api/v1";
 /// Model used when `LLM_MODEL` is not set.
@@ -14,8 +16,8 @@ pub struct Config {
     pub database_url: String,
     /// Most connections one instance keeps open.
     pub db_pool_size: usize,
-    /// Shared secret Better Auth signs HS256 tokens with.
-    pub auth_secret: String,
+    /// How bearer tokens are verified.
+    pub auth: AuthConfig,
     /// The LLM endpoint, or `None` when no LLM is configured.
     pub llm: Option<LlmConfig>,
     /// Hard limit on one whole chat turn, kept inside the Lambda timeout.
@@ -28,6 +30,8 @@ pub struct Config {
     pub max_messages_per_conversation: i32,
     /// Approximate size, in characters, of the prompt sent to the model.
     pub prompt_budget_chars: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("db_pool_size", &self.db_pool_size)
+            .field("auth", &self.auth)
             .field("llm", &self.llm)
             .field("turn_deadline", &self.turn_deadline)
             .field("agent_max_rounds", &self.agent_max_rounds)
@@ -98,12 +103,26 @@ impl Config {
             })
         };
 
-        let auth_secret = require("BETTER_AUTH_SECRET")?;
-        if auth_secret.len() < 32 {
-            return Err(ConfigError(
-                "BETTER_AUTH_SECRET must be at least 32 characters".into(),
-            ));
-        }
+        // A JWKS URL selects asymmetric keys; otherwise Better Auth's shared secret (HS256).
+        let keys = match get("JWKS_URL") {
+            Some(url) => KeySource::Jwks(url),
+            None => {
+                let secret = get("BETTER_AUTH_SECRET").ok_or_else(|| {
+                    ConfigError("set BETTER_AUTH_SECRET (HS256) or JWKS_URL".into())
+                })?;
+                if secret.len() < 32 {
+                    return Err(ConfigError(
+                        "BETTER_AUTH_SECRET must be at least 32 characters".into(),
+                    ));
+                }
+                KeySource::Secret(secret)
+            }
+        };
+        let auth = AuthConfig {
+            keys,
+            issuer: get("JWT_ISSUER"),
+            audience: get("JWT_AUDIENCE"),
+        };
 
         // An LLM counts as configured once it has a key or an explicit endpoint
         // (a local OpenAI-compatible server may need no key).
@@ -126,7 +145,7 @@ impl Config {
         Ok(Self {
             database_url: require("DATABASE_URL")?,
             db_pool_size: number("DB_POOL_SIZE", 2)? as usize,
-            auth_secret,
+            auth,
             llm,
             turn_deadline: Duration::from_millis(number("TURN_DEADLINE_MS", 25_000)?),
             agent_max_rounds: number("AGENT_MAX_ROUNDS", 5)?.clamp(1, 20) as u32,
@@ -134,6 +153,7 @@ impl Config {
             max_messages_per_conversation: number("MAX_MESSAGES_PER_CONVERSATION", 1000)?
                 .clamp(2, i32::MAX as u64) as i32,
             prompt_budget_chars: number("PROMPT_BUDGET_CHARS", 32_000)? as usize,
+            max_body_bytes: number("MAX_BODY_BYTES", 32 * 1024)? as usize,
         })
     }
 }
@@ -174,6 +194,17 @@ mod tests {
     fn short_auth_secret_is_rejected() {
         let err = config(&[("DATABASE_URL", "x"), ("BETTER_AUTH_SECRET", "short")]).unwrap_err();
         assert!(err.to_string().contains("BETTER_AUTH_SECRET"));
+    }
+
+    #[test]
+    fn a_jwks_url_needs_no_secret() {
+        let auth = config(&[
+            ("DATABASE_URL", "x"),
+            ("JWKS_URL", "https://auth.example.com/api/auth/jwks"),
+        ])
+        .unwrap()
+        .auth;
+        assert!(matches!(auth.keys, KeySource::Jwks(_)));
     }
 
     #[test]

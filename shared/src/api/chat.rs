@@ -11,7 +11,12 @@ use crate::{
 /// Handles one chat request; always answers, never returns an error to the runtime.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("chat", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req)?;
+        let user = http::authenticate(&app.verifier, &req).await?;
+        if req.body().len() > app.config.max_body_bytes {
+            return Err(ApiError::PayloadTooLarge {
+                limit: app.config.max_body_bytes,
+            });
+        }
         let request = ChatRequest::parse(req.body().as_ref())?;
         let key = req
             .headers()

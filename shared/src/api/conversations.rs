@@ -34,7 +34,7 @@ fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// Lists the caller's conversations, most recently updated first: `?limit=1..=100&offset=0..`.
 pub async fn list(app: &App, req: Request) -> Response<Body> {
     http::serve("list_conversations", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req)?;
+        let user = http::authenticate(&app.verifier, &req).await?;
         let limit = input::bounded_int(query(&req, "limit"), "limit", 20, 1, 100)?;
         let offset = input::bounded_int(query(&req, "offset"), "offset", 0, 0, i32::MAX.into())?;
         let client = app.db.get().await.map_err(DbError::from)?;
@@ -56,7 +56,7 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
 /// `?limit=1..=200`.
 pub async fn get(app: &App, req: Request) -> Response<Body> {
     http::serve("get_conversation", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req)?;
+        let user = http::authenticate(&app.verifier, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let limit = input::bounded_int(query(&req, "limit"), "limit", 100, 1, 200)?;
         let client = app.db.get().await.map_err(DbError::from)?;
@@ -79,7 +79,7 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
 /// Deletes one of the caller's conversations and its messages: 204, or 404 and nothing deleted.
 pub async fn delete(app: &App, req: Request) -> Response<Body> {
     http::serve("delete_conversation", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req)?;
+        let user = http::authenticate(&app.verifier, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let client = app.db.get().await.map_err(DbError::from)?;
         if !db::conversations::delete(&client, &user, id).await? {

@@ -24,6 +24,12 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("invalid json: {0}")]
     InvalidJson(String),
+    /// The body is larger than the configured limit.
+    #[error("payload too large")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A field or parameter breaks its rules.
     #[error("validation failed on {field}: {reason}")]
     Validation {
@@ -77,6 +83,9 @@ pub enum ApiError {
         /// The stored user message.
         user_message_id: Uuid,
     },
+    /// The token signing keys cannot be fetched right now.
+    #[error("auth unavailable")]
+    AuthUnavailable,
     /// The database cannot be reached right now.
     #[error("database unavailable")]
     DatabaseUnavailable,
@@ -90,6 +99,10 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthorized => ApiError::Unauthorized,
             AuthError::Expired => ApiError::TokenExpired,
+            AuthError::KeysUnavailable(detail) => {
+                tracing::warn!(error = %detail, "signing keys unavailable");
+                ApiError::AuthUnavailable
+            }
         }
     }
 }
@@ -157,6 +170,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ConversationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::TurnInProgress | ApiError::ConversationFull => StatusCode::CONFLICT,
@@ -165,6 +179,7 @@ impl ApiError {
             ApiError::LlmBadResponse { .. } => StatusCode::BAD_GATEWAY,
             ApiError::LlmUnavailable { .. }
             | ApiError::LlmNotConfigured { .. }
+            | ApiError::AuthUnavailable
             | ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -177,6 +192,7 @@ impl ApiError {
             ApiError::TokenExpired => "token_expired",
             ApiError::Forbidden => "forbidden",
             ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::ConversationNotFound => "conversation_not_found",
             ApiError::RouteNotFound => "not_found",
@@ -187,6 +203,7 @@ impl ApiError {
             ApiError::LlmBadResponse { .. } => "llm_bad_response",
             ApiError::LlmUnavailable { .. } => "llm_unavailable",
             ApiError::LlmNotConfigured { .. } => "llm_not_configured",
+            ApiError::AuthUnavailable => "auth_unavailable",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::Internal => "internal_error",
         }
@@ -199,6 +216,9 @@ impl ApiError {
             ApiError::Forbidden => "The token does not grant access to this user's data.".into(),
             ApiError::InvalidJson(reason) => {
                 format!("The request body is not valid JSON: {reason}")
+            }
+            ApiError::PayloadTooLarge { limit } => {
+                format!("The request body is larger than {limit} bytes.")
             }
             ApiError::Validation { field, reason } => format!("{field}: {reason}"),
             ApiError::ConversationNotFound => "Conversation not found.".into(),
@@ -227,6 +247,9 @@ impl ApiError {
                 "No LLM is configured: set LLM_API_KEY (and optionally LLM_BASE_URL, LLM_MODEL). \
                  Your message was saved."
                     .into()
+            }
+            ApiError::AuthUnavailable => {
+                "Tokens cannot be verified right now; retry shortly.".into()
             }
             ApiError::DatabaseUnavailable => {
                 "The database is unavailable right now; retry shortly.".into()

@@ -11,6 +11,8 @@ use lambda_http::{
     request::RequestContext,
 };
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 pub use error::ApiError;
 
@@ -43,12 +45,20 @@ pub fn request_id(req: &Request) -> String {
 
 /// Verifies the bearer token and checks it against the `{user_id}` path parameter, if the
 /// route has one. The returned id is the only user id the handler may use.
-pub fn authenticate(verifier: &Verifier, req: &Request) -> Result<UserId, ApiError> {
-    let user = verifier.authenticate(req.headers())?;
+pub async fn authenticate(verifier: &Verifier, req: &Request) -> Result<UserId, ApiError> {
+    let user = verifier.authenticate(req.headers()).await?;
+    // Logs name users only by a hash of their id.
+    tracing::Span::current().record("user", user_hash(&user).as_str());
     match path_param(req, "user_id") {
         Some(path_user) if path_user != user.as_str() => Err(ApiError::Forbidden),
         _ => Ok(user),
     }
+}
+
+/// A short, stable, non-reversible name for a user in logs.
+pub fn user_hash(user: &UserId) -> String {
+    let digest = Sha256::digest(user.as_str().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A path parameter as API Gateway (or `cargo lambda watch`) extracted it.
@@ -58,6 +68,7 @@ pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 /// Runs `handler` and answers whatever it returns, logging one line per request.
 /// Handlers never return `Err` to the runtime: API Gateway would turn that into a bare 500.
+/// Every log line of the request carries its id, route and (once known) user hash.
 pub async fn serve<F, Fut>(route: &'static str, req: Request, handler: F) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
@@ -65,20 +76,28 @@ where
 {
     let started = Instant::now();
     let request_id = request_id(&req);
-    let (response, error_code) = match handler(req).await {
-        Ok(response) => (response, None),
-        Err(e) => {
-            let code = e.code();
-            (e.into_response(&request_id), Some(code))
-        }
-    };
-    tracing::info!(
+    let span = tracing::info_span!(
+        "request",
         request_id = %request_id,
         route,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_millis() as u64,
-        error_code,
-        "request handled"
+        user = tracing::field::Empty
     );
-    response
+    async move {
+        let (response, error_code) = match handler(req).await {
+            Ok(response) => (response, None),
+            Err(e) => {
+                let code = e.code();
+                (e.into_response(&request_id), Some(code))
+            }
+        };
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            error_code,
+            "request handled"
+        );
+        response
+    }
+    .instrument(span)
+    .await
 }

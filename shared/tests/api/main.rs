@@ -2,9 +2,11 @@
 //! One binary (modules below) so the suite links once.
 
 mod agent;
+mod auth;
 mod chat;
 mod conversations;
 mod dev_server;
 mod events;
 mod helpers;
 mod reliability;
+mod security;
