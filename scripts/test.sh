@@ -8,7 +8,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
-scripts/ensure-tools.sh cargo-lambda cfn-lint
+scripts/ensure-tools.sh cargo-lambda cfn-lint schemathesis
 echo "== template.yaml: cfn-lint and route agreement"
 cfn-lint template.yaml
 python3 scripts/check_routes.py

@@ -155,7 +155,7 @@ impl Verifier {
             })?;
         let sub = data.claims.sub;
         // The id is stored as text with a length check; refuse what could never match.
-        if sub.is_empty() || sub.len() > 255 {
+        if sub.is_empty() || sub.len() > 255 || sub.contains('\0') {
             return Err(AuthError::Unauthorized);
         }
         Ok(UserId(sub))

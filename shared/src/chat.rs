@@ -38,7 +38,14 @@ pub struct MessageText(String);
 impl MessageText {
     /// Trims `raw` and checks its length.
     pub fn parse(raw: &str) -> Result<Self, InputError> {
-        let trimmed = raw.trim();
+        let trimmed = raw.trim_matches(is_blank);
+        // Postgres text cannot hold NUL.
+        if trimmed.contains('\0') {
+            return Err(InputError::field(
+                "message",
+                "must not contain NUL characters",
+            ));
+        }
         match trimmed.chars().count() {
             0 => Err(InputError::field("message", "must not be empty")),
             n if n > MAX_MESSAGE_CHARS => Err(InputError::field(
@@ -53,6 +60,12 @@ impl MessageText {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whitespace as JSON Schema's `\s` (ECMAScript) defines it, so that the contract's
+/// "at least one non-blank character" and the server agree on every input.
+fn is_blank(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
 }
 
 /// A validated `POST .../chat` body.
@@ -497,6 +510,9 @@ mod tests {
         assert!(MessageText::parse(" \n\t ").is_err());
         assert!(MessageText::parse(&"é".repeat(MAX_MESSAGE_CHARS)).is_ok());
         assert!(MessageText::parse(&"é".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
+        assert!(MessageText::parse("nul\0byte").is_err());
+        assert!(MessageText::parse("\u{feff}\u{3000}").is_err());
+        assert_eq!(MessageText::parse("\u{85}").unwrap().as_str(), "\u{85}");
     }
 
     #[test]

@@ -292,6 +292,9 @@ fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, Failure> {
 
 fn title(raw: &str) -> Result<&str, Failure> {
     let title = raw.trim();
+    if title.contains('\0') {
+        return Err(validation_error("title must not contain NUL characters."));
+    }
     match title.chars().count() {
         0 => Err(validation_error("title must not be empty.")),
         n if n > MAX_TITLE_CHARS => Err(validation_error(format!(
@@ -303,6 +306,11 @@ fn title(raw: &str) -> Result<&str, Failure> {
 
 fn description(raw: &str) -> Result<&str, Failure> {
     let description = raw.trim();
+    if description.contains('\0') {
+        return Err(validation_error(
+            "description must not contain NUL characters.",
+        ));
+    }
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(validation_error(format!(
             "description must be at most {MAX_DESCRIPTION_CHARS} characters."
@@ -341,6 +349,7 @@ mod tests {
         assert!(title(&"t".repeat(MAX_TITLE_CHARS)).is_ok());
         assert!(title(&"t".repeat(MAX_TITLE_CHARS + 1)).is_err());
         assert!(description(&"d".repeat(MAX_DESCRIPTION_CHARS + 1)).is_err());
+        assert!(title("nul\0").is_err() && description("nul\0").is_err());
     }
 
     #[test]

@@ -43,6 +43,8 @@ async fn make_dev_serves_every_endpoint_over_http() {
             completion("Added task 1: buy milk."),
         ])
         .await;
+    // After the script, for the contract fuzzing at the end.
+    harness.llm_replies("ok").await;
     let database_url = fresh_database().await; // empty: `make dev` must migrate it
     let port = free_port();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -54,6 +56,8 @@ async fn make_dev_serves_every_endpoint_over_http() {
         .env("LLM_BASE_URL", harness.llm.uri())
         .env("LLM_API_KEY", "test-key")
         .env("DEV_PORT", port.to_string())
+        // The fuzzer sends far more turns than a person would.
+        .env("RATE_LIMIT_PER_MINUTE", "100000")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .process_group(0)
@@ -175,4 +179,47 @@ async fn make_dev_serves_every_endpoint_over_http() {
         .unwrap()
         .get(0);
     assert_eq!(tasks, 1);
+
+    contract_fuzzing_finds_nothing(&base, &token, workspace).await;
+}
+
+/// Schemathesis generates requests from `openapi.yaml` and checks that the served functions
+/// never answer 5xx and that every response conforms to the contract.
+async fn contract_fuzzing_finds_nothing(base: &str, token: &str, workspace: &Path) {
+    let args = [
+        format!(
+            "--config-file={}",
+            workspace.join("scripts/schemathesis.toml").display()
+        ),
+        "run".to_owned(),
+        workspace.join("openapi.yaml").display().to_string(),
+        format!("--url={base}"),
+        // Writing example databases or reports into the workspace would make
+        // `cargo lambda watch` rebuild and restart the functions mid-run.
+        "--generation-database=none".to_owned(),
+        "--checks=all".to_owned(),
+        // API Gateway, like `cargo lambda watch`, answers 404 to undeclared methods, not 405.
+        "--exclude-checks=unsupported_method".to_owned(),
+        "--max-examples=25".to_owned(),
+        // One request at a time: the local emulator runs each function as a single instance.
+        "--workers=1".to_owned(),
+        "--request-timeout=30".to_owned(),
+        "--seed=20261122".to_owned(),
+        "--no-color".to_owned(),
+    ];
+    let output = tokio::process::Command::new("schemathesis")
+        .args(&args)
+        .current_dir(std::env::temp_dir())
+        .env("PYTHONPATH", workspace.join("scripts"))
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env("TODO_CHAT_TOKEN", token)
+        .output()
+        .await
+        .expect("schemathesis runs (make test installs it)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    eprintln!("{report}");
 }

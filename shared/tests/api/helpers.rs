@@ -128,13 +128,26 @@ impl TestApp {
         Self::send_to(&self.app, handler, request).await
     }
 
-    /// Sends a prepared request to `handler` running in `app`.
+    /// Sends a prepared request to `handler` running in `app`, and checks the response
+    /// against the contract in `openapi.yaml`.
     pub async fn send_to(
         app: &App,
         handler: impl AsyncFn(&App, Request) -> lambda_http::Response<Body>,
         request: Request,
     ) -> TestResponse {
-        TestResponse::from(handler(app, request).await)
+        let method = request.method().clone();
+        let params: Vec<(String, String)> = request
+            .path_parameters_ref()
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let template = crate::contract::template(request.uri().path(), &params);
+        let response = TestResponse::from(handler(app, request).await);
+        crate::contract::assert_conforms(&method, &template, &response);
+        response
     }
 
     /// Another instance of the app with some settings changed.

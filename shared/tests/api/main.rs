@@ -4,6 +4,7 @@
 mod agent;
 mod auth;
 mod chat;
+mod contract;
 mod conversations;
 mod dev_server;
 mod events;
