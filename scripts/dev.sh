@@ -13,6 +13,7 @@ if [ -f .env ]; then
 fi
 export BETTER_AUTH_SECRET=${BETTER_AUTH_SECRET:-dev-secret-change-me-dev-secret-change-me}
 port=${DEV_PORT:-9000}
+web_port=${WEB_PORT:-8080}
 
 if [ -z "${DATABASE_URL:-}" ]; then
   server=$(scripts/pg.sh start dev 54329)
@@ -29,9 +30,13 @@ cargo run --quiet -p todo-chat --bin migrate
 token=$(cargo run --quiet -p todo-chat --bin dev-token -- demo-user)
 [ -n "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ] \
   || echo "dev: no LLM configured (set LLM_API_KEY in .env); chat turns will answer 503 llm_not_configured"
+# The web page: static files, no build step. It dies with this process group.
+python3 -m http.server "$web_port" --bind 127.0.0.1 --directory web >/dev/null 2>&1 &
+
 cat <<EOT
 
 dev: serving on http://localhost:$port
+dev: web page on http://localhost:$web_port/?api=http://localhost:$port
 dev: token for user demo-user (24 h):
 $token
 

@@ -26,5 +26,6 @@ fi
 
 echo "== cargo test"
 cargo test --workspace
-echo "== end to end: make dev, every endpoint over HTTP"
-cargo test -p todo-chat --test api -- --ignored
+echo "== end to end: make dev over HTTP, contract fuzzing, the web page in Chromium"
+scripts/ensure-browser.sh
+cargo test -p todo-chat --test api -- --ignored --test-threads=1

@@ -13,14 +13,23 @@ use serde_json::{Value, json};
 
 use crate::helpers::{SECRET, TestApp, completion, fresh_database, tool_calls};
 
-/// Kills the whole `make dev` process group when the test ends, pass or fail.
-struct DevServer(Child);
+/// `make dev`, started on free ports against `database_url` and the harness' LLM mock.
+/// Dropping it kills the whole process group, pass or fail.
+struct DevServer {
+    child: Child,
+    /// Where the functions are served.
+    base: String,
+    /// Where the web page is served.
+    web: String,
+    /// The dev token `make dev` printed, as a newcomer would paste it.
+    token: String,
+}
 
 impl Drop for DevServer {
     fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
+        let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let _ = self.0.wait();
+        let _ = self.child.wait();
     }
 }
 
@@ -32,10 +41,77 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+impl DevServer {
+    async fn start(harness: &TestApp, database_url: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let (port, web_port) = (free_port(), free_port());
+        let mut child = Command::new("make")
+            .arg("dev")
+            .current_dir(workspace())
+            .env("DATABASE_URL", database_url)
+            .env("BETTER_AUTH_SECRET", SECRET)
+            .env("LLM_BASE_URL", harness.llm.uri())
+            .env("LLM_API_KEY", "test-key")
+            .env("DEV_PORT", port.to_string())
+            .env("WEB_PORT", web_port.to_string())
+            // The fuzzer sends far more turns than a person would.
+            .env("RATE_LIMIT_PER_MINUTE", "100000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .expect("make dev starts");
+        let stdout = child.stdout.take().unwrap();
+        // The reader keeps draining stdout so the served functions can keep logging.
+        let (token_tx, token_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("eyJ") {
+                    let _ = token_tx.send(line);
+                }
+            }
+        });
+        let token =
+            tokio::task::spawn_blocking(move || token_rx.recv_timeout(Duration::from_secs(600)))
+                .await
+                .unwrap()
+                .expect("make dev prints a dev token");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            web: format!("http://127.0.0.1:{web_port}"),
+            token,
+        };
+        server.wait_until_served().await;
+        server
+    }
+
+    async fn wait_until_served(&self) {
+        let started = Instant::now();
+        for url in [
+            format!("{}/health", self.base),
+            format!("{}/index.html", self.web),
+        ] {
+            loop {
+                match reqwest::get(&url).await {
+                    Ok(response) if response.status().is_success() => break,
+                    _ if started.elapsed() < Duration::from_secs(300) => {
+                        tokio::time::sleep(Duration::from_millis(300)).await
+                    }
+                    other => panic!("make dev never served {url}: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "builds and starts `make dev`; `make test` runs it"]
 async fn make_dev_serves_every_endpoint_over_http() {
-    use std::os::unix::process::CommandExt;
     let harness = TestApp::spawn().await; // only for its LLM mock and helpers
     harness
         .llm_script(vec![
@@ -46,66 +122,24 @@ async fn make_dev_serves_every_endpoint_over_http() {
     // After the script, for the contract fuzzing at the end.
     harness.llm_replies("ok").await;
     let database_url = fresh_database().await; // empty: `make dev` must migrate it
-    let port = free_port();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut child = Command::new("make")
-        .arg("dev")
-        .current_dir(workspace)
-        .env("DATABASE_URL", &database_url)
-        .env("BETTER_AUTH_SECRET", SECRET)
-        .env("LLM_BASE_URL", harness.llm.uri())
-        .env("LLM_API_KEY", "test-key")
-        .env("DEV_PORT", port.to_string())
-        // The fuzzer sends far more turns than a person would.
-        .env("RATE_LIMIT_PER_MINUTE", "100000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
-        .expect("make dev starts");
-    let stdout = child.stdout.take().unwrap();
-    let _server = DevServer(child);
-
-    // The printed token is the one a newcomer would paste into curl. The reader keeps
-    // draining stdout afterwards so the served functions can keep logging.
-    let (token_tx, token_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("eyJ") {
-                let _ = token_tx.send(line);
-            }
-        }
-    });
-    let token =
-        tokio::task::spawn_blocking(move || token_rx.recv_timeout(Duration::from_secs(600)))
-            .await
-            .unwrap()
-            .expect("make dev prints a dev token");
+    let server = DevServer::start(&harness, &database_url).await;
+    let (base, token) = (&server.base, &server.token);
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    let chat = loop {
-        let attempt = http
-            .post(format!("{base}/api/demo-user/chat"))
-            .bearer_auth(&token)
-            .json(&json!({"message": "add a task to buy milk"}))
-            .send()
-            .await;
-        match attempt {
-            Ok(response) => break response,
-            Err(_) if started.elapsed() < Duration::from_secs(300) => {
-                tokio::time::sleep(Duration::from_millis(500)).await
-            }
-            Err(e) => panic!("make dev never answered on port {port}: {e}"),
-        }
-    };
+
+    let chat = http
+        .post(format!("{base}/api/demo-user/chat"))
+        .bearer_auth(token)
+        .json(&json!({"message": "add a task to buy milk"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(chat.status(), 200);
     let turn: Value = chat.json().await.unwrap();
     assert_eq!(turn["response"], "Added task 1: buy milk.");
     assert_eq!(turn["tool_calls"][0]["result"]["task"]["title"], "buy milk");
     let conversation = turn["conversation_id"].as_str().unwrap();
 
-    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(&token).send();
+    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(token).send();
     let list: Value = get("/api/demo-user/conversations".into())
         .await
         .unwrap()
@@ -123,7 +157,7 @@ async fn make_dev_serves_every_endpoint_over_http() {
 
     let deleted = http
         .delete(format!("{base}/api/demo-user/conversations/{conversation}"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -180,7 +214,40 @@ async fn make_dev_serves_every_endpoint_over_http() {
         .get(0);
     assert_eq!(tasks, 1);
 
-    contract_fuzzing_finds_nothing(&base, &token, workspace).await;
+    contract_fuzzing_finds_nothing(base, token, workspace()).await;
+}
+
+#[tokio::test]
+#[ignore = "starts `make dev` and headless Chromium; `make test` runs it"]
+async fn the_web_page_works_in_a_real_browser() {
+    let harness = TestApp::spawn().await;
+    harness
+        .llm_script(vec![
+            tool_calls(&[("call_1", "add_task", r#"{"title": "buy milk"}"#)]),
+            completion("I added “buy milk” to your list."),
+        ])
+        .await;
+    let database_url = fresh_database().await;
+    let server = DevServer::start(&harness, &database_url).await;
+    let screenshots = workspace().join("target/screenshots");
+
+    let output = tokio::process::Command::new("node")
+        .args(["--test", "tests/"])
+        .current_dir(workspace().join("web"))
+        .env("PAGE_URL", format!("{}/?api={}", server.web, server.base))
+        .env("TOKEN", &server.token)
+        .env("SCREENSHOTS", &screenshots)
+        .output()
+        .await
+        .expect("node runs (make test installs the page's test dependencies)");
+
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("{report}\nscreenshots in {}", screenshots.display());
 }
 
 /// Schemathesis generates requests from `openapi.yaml` and checks that the served functions

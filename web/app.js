@@ -1,0 +1,297 @@
+// todo-chat web page: a thin client of the HTTP API. No framework, no build step.
+// The page never mints tokens; it keeps the pasted one in sessionStorage only.
+
+const DEFAULT_API = "http://localhost:9000";
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  api: new URLSearchParams(location.search).get("api") || localStorage.getItem("api") || DEFAULT_API,
+  token: sessionStorage.getItem("token") || "",
+  conversationId: null,
+  // The turn to resend on Retry: same body, same Idempotency-Key, so a retry is safe.
+  pending: null,
+};
+
+/** The `sub` claim of a JWT, used only to build paths; the server verifies the token. */
+function userFromToken(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)).sub || null;
+  } catch {
+    return null;
+  }
+}
+
+class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** Calls the API; throws ApiError for HTTP errors and TypeError for network failures. */
+async function api(method, path, { body, headers = {} } = {}) {
+  const response = await fetch(state.api.replace(/\/$/, "") + path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${state.token}`,
+      ...(body ? { "Content-Type": "application/json" } : {}),
+      ...headers,
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (response.status === 204) return null;
+  const json = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, json, response.headers.get("Retry-After"));
+  return json;
+}
+
+function userPath(rest) {
+  return `/api/${encodeURIComponent(userFromToken(state.token))}${rest}`;
+}
+
+// ---------- rendering ----------
+
+/** One readable line per tool call, e.g. "Added task #12: buy milk". */
+export function describeToolCall(call) {
+  const r = call.result || {};
+  const task = r.task;
+  if (!r.success) return `${call.name.replace("_", " ")} failed: ${r.message || "unknown error"}`;
+  switch (call.name) {
+    case "add_task": return `Added task #${task.id}: ${task.title}`;
+    case "complete_task":
+      return r.already_completed ? `Task #${task.id} was already done: ${task.title}` : `Completed task #${task.id}: ${task.title}`;
+    case "delete_task": return `Deleted task #${task.id}: ${task.title}`;
+    case "update_task": return `Updated task #${task.id}: ${task.title}`;
+    case "list_tasks": return `Listed ${r.tasks.length} of ${r.total} task(s)`;
+    default: return r.message || call.name;
+  }
+}
+
+function renderMessage({ role, content, tool_calls = [], failed = false }) {
+  const item = document.createElement("li");
+  item.className = `message ${role}${failed ? " failed" : ""}`;
+  const label = document.createElement("span");
+  label.className = "role";
+  label.textContent = role === "user" ? "You" : "Assistant";
+  const text = document.createElement("div");
+  text.className = "content";
+  text.textContent = content; // never innerHTML: titles and replies are untrusted text
+  item.append(label, text);
+  if (tool_calls.length) {
+    const tools = document.createElement("ul");
+    tools.className = "tools";
+    tools.setAttribute("aria-label", "Actions taken");
+    for (const call of tool_calls) {
+      const line = document.createElement("li");
+      line.className = call.result?.success ? "tool" : "tool tool-failed";
+      line.textContent = describeToolCall(call);
+      tools.append(line);
+    }
+    item.append(tools);
+  }
+  $("messages").append(item);
+  item.scrollIntoView({ block: "end" });
+  return item;
+}
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function setBusy(busy) {
+  $("send").disabled = busy;
+  $("message").readOnly = busy;
+  $("chat").setAttribute("aria-busy", String(busy));
+}
+
+// ---------- conversations ----------
+
+async function loadConversations() {
+  const list = await api("GET", userPath("/conversations?limit=50"));
+  const ul = $("conversations");
+  ul.replaceChildren();
+  for (const c of list.conversations) {
+    const li = document.createElement("li");
+    if (c.id === state.conversationId) li.setAttribute("aria-current", "true");
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "open";
+    open.textContent = c.title;
+    open.title = `${c.title} (${c.message_count} messages)`;
+    open.addEventListener("click", () => run(() => openConversation(c.id)));
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "secondary delete";
+    del.textContent = "Delete";
+    del.setAttribute("aria-label", `Delete conversation: ${c.title}`);
+    del.addEventListener("click", () => run(() => deleteConversation(c.id, c.title)));
+    li.append(open, del);
+    ul.append(li);
+  }
+}
+
+async function openConversation(id) {
+  const detail = await api("GET", userPath(`/conversations/${id}?limit=200`));
+  state.conversationId = id;
+  state.pending = null;
+  $("retry").hidden = true;
+  $("chat-title").textContent = detail.title;
+  $("messages").replaceChildren();
+  detail.messages.forEach(renderMessage);
+  setStatus(detail.has_more ? "Showing the latest 200 messages." : "");
+  await loadConversations();
+  $("message").focus();
+}
+
+async function deleteConversation(id, title) {
+  if (!confirm(`Delete the conversation "${title}"?`)) return;
+  await api("DELETE", userPath(`/conversations/${id}`));
+  if (state.conversationId === id) newConversation();
+  setStatus(`Deleted "${title}".`);
+  await loadConversations();
+}
+
+function newConversation() {
+  state.conversationId = null;
+  state.pending = null;
+  $("retry").hidden = true;
+  $("chat-title").textContent = "New conversation";
+  $("messages").replaceChildren();
+  setStatus("");
+  $("message").focus();
+}
+
+// ---------- a chat turn ----------
+
+async function sendTurn(turn) {
+  setBusy(true);
+  $("retry").hidden = true;
+  setStatus("Assistant is thinking…");
+  try {
+    const reply = await api("POST", userPath("/chat"), {
+      body: { message: turn.message, conversation_id: turn.conversationId },
+      headers: { "Idempotency-Key": turn.key },
+    });
+    turn.bubble.classList.remove("failed");
+    state.pending = null;
+    state.conversationId = reply.conversation_id;
+    renderMessage({ role: "assistant", content: reply.response, tool_calls: reply.tool_calls });
+    setStatus("");
+    $("message").value = "";
+    await loadConversations();
+  } catch (error) {
+    turn.bubble.classList.add("failed");
+    if (error.body?.conversation_id) {
+      // The message is stored. Later messages go to this conversation; a retry resends
+      // this turn unchanged with the same key, and the server completes it.
+      state.conversationId = error.body.conversation_id;
+    }
+    state.pending = turn;
+    handleError(error, { canRetry: true });
+  } finally {
+    setBusy(false);
+    $("message").focus();
+  }
+}
+
+function handleError(error, { canRetry = false } = {}) {
+  if (error instanceof ApiError && error.status === 401) {
+    showLogin(error.body.error === "token_expired"
+      ? "Your token has expired. Paste a new one."
+      : "Your token was not accepted. Paste a new one.");
+    return;
+  }
+  let text;
+  if (!(error instanceof ApiError)) {
+    text = "Network error: the API could not be reached. Your message is kept; retry when you are back online.";
+  } else if (error.status === 429) {
+    const seconds = Number(error.retryAfter) || 60;
+    text = `Too many messages. Retry in ${seconds} seconds.`;
+  } else if (error.status === 503 || error.status === 502) {
+    text = "The assistant is unavailable right now. Your message was saved; retry in a moment.";
+  } else if (error.status === 409) {
+    text = "Another reply is still being written in this conversation. Retry in a moment.";
+  } else {
+    text = error.message;
+  }
+  setStatus(text, true);
+  $("retry").hidden = !(canRetry && state.pending);
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  const message = $("message").value.trim();
+  if (!message || $("send").disabled) return;
+  const turn = {
+    message,
+    conversationId: state.conversationId,
+    key: crypto.randomUUID(),
+    bubble: renderMessage({ role: "user", content: message }),
+  };
+  await sendTurn(turn);
+}
+
+// ---------- sign-in ----------
+
+function showLogin(error = "") {
+  $("app").hidden = true;
+  $("change-token").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = error;
+  $("token").value = "";
+  $("api-base").value = state.api;
+  $("token").focus();
+}
+
+async function showApp() {
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("change-token").hidden = false;
+  newConversation();
+  await loadConversations();
+}
+
+/** Runs an action, showing its failure instead of losing it. */
+async function run(action) {
+  try {
+    await action();
+  } catch (error) {
+    handleError(error);
+  }
+}
+
+function init() {
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("token").value.trim();
+    if (!userFromToken(token)) {
+      $("login-error").textContent = "That does not look like a JWT with a user (sub).";
+      return;
+    }
+    state.token = token;
+    state.api = $("api-base").value.trim();
+    sessionStorage.setItem("token", token);
+    localStorage.setItem("api", state.api);
+    run(showApp);
+  });
+  $("composer").addEventListener("submit", onSubmit);
+  $("message").addEventListener("keydown", (event) => {
+    // Enter sends; Shift+Enter starts a new line.
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("retry").addEventListener("click", () => state.pending && sendTurn(state.pending));
+  $("new-conversation").addEventListener("click", newConversation);
+  $("change-token").addEventListener("click", () => showLogin());
+
+  if (state.token && userFromToken(state.token)) run(showApp);
+  else showLogin();
+}
+
+init();

@@ -1,0 +1,76 @@
+// Browser test of the web page in headless Chromium (Debian's package), driven by
+// playwright-core. Run by the end-to-end test in `make test`, which starts `make dev` and an
+// LLM mock that answers the first turn with an add_task call; it passes:
+//   PAGE_URL  the page, with ?api= pointing at the served functions
+//   TOKEN     a valid token for demo-user
+//   SCREENSHOTS  where to write screenshots of the main states
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const { PAGE_URL, TOKEN, SCREENSHOTS = "screenshots" } = process.env;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+test("a user chats, sees the tool call, finds the conversation after a reload, deletes it, and is asked for a new token on 401", async () => {
+  assert.ok(PAGE_URL && TOKEN, "PAGE_URL and TOKEN must be set");
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const shot = (page, name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await browser.newPage();
+    page.on("dialog", (dialog) => dialog.accept()); // confirm() before deleting
+
+    // Sign in with a pasted token.
+    await page.goto(PAGE_URL);
+    await page.getByLabel("Bearer token").fill(TOKEN);
+    await shot(page, "1-sign-in");
+    await page.getByRole("button", { name: "Start chatting" }).click();
+    await page.getByRole("heading", { name: "Conversations" }).waitFor();
+
+    // Send a message with the keyboard; the turn shows a pending state, then the reply
+    // and the tool call it made.
+    const composer = page.getByLabel("Message");
+    await composer.fill("Add a task to buy milk");
+    await composer.press("Enter");
+    await page.getByText("Added task #1: buy milk").waitFor();
+    await page.getByText("I added “buy milk” to your list.").waitFor();
+    assert.equal(await page.locator("#chat").getAttribute("aria-busy"), "false");
+    assert.equal(await page.locator(".message.user .content").first().textContent(), "Add a task to buy milk");
+    await shot(page, "2-reply-with-tool-call");
+
+    // After a reload the conversation is in the sidebar and opens with its messages.
+    await page.reload();
+    const entry = page.getByRole("button", { name: "Add a task to buy milk", exact: true });
+    await entry.waitFor();
+    await entry.click();
+    await page.getByText("Added task #1: buy milk").waitFor();
+    const roles = await page.locator("#messages .role").allTextContents();
+    assert.deepEqual(roles, ["You", "Assistant"]);
+    await shot(page, "3-reloaded-conversation");
+
+    // Delete it.
+    await page.getByRole("button", { name: "Delete conversation: Add a task to buy milk" }).click();
+    await page.getByText('Deleted "Add a task to buy milk".').waitFor();
+    assert.equal(await page.locator("#conversations li").count(), 0);
+    await shot(page, "4-deleted");
+
+    // A token the API refuses sends the user back to sign in.
+    await page.getByRole("button", { name: "Change token" }).click();
+    const [header, , signature] = TOKEN.split(".");
+    const forged = [header, Buffer.from(JSON.stringify({ sub: "demo-user", exp: 4102444800 })).toString("base64url"), signature].join(".");
+    await page.getByLabel("Bearer token").fill(forged);
+    await page.getByRole("button", { name: "Start chatting" }).click();
+    await page.getByText("Your token was not accepted. Paste a new one.").waitFor();
+    assert.equal(await page.locator("#app").isVisible(), false, "the chat is hidden until a new token");
+    assert.equal(await page.getByLabel("Bearer token").evaluate((el) => el === document.activeElement), true);
+    await shot(page, "5-token-refused");
+  } finally {
+    await browser.close();
+  }
+});
