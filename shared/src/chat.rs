@@ -25,7 +25,7 @@ use crate::{
 /// Most characters a message may hold after trimming.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Most stored messages replayed to the model each turn.
-pub const HISTORY_LIMIT: i64 = 50;
+pub const HISTORY_LIMIT: i32 = 50;
 /// How much longer than the turn deadline a conversation's lease lasts.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Characters of the first message kept as the conversation's title.
@@ -433,9 +433,14 @@ async fn run_agent(
     let history = if turn.new_conversation {
         Vec::new()
     } else {
-        let mut history =
-            db::messages::recent(client, user, turn.stored.conversation_id, HISTORY_LIMIT).await?;
-        history.retain(|m| m.id != turn.stored.message_id);
+        let history = db::messages::preceding(
+            client,
+            user,
+            turn.stored.conversation_id,
+            turn.stored.message_id,
+            HISTORY_LIMIT,
+        )
+        .await?;
         let left = app
             .config
             .prompt_budget_chars

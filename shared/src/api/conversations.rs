@@ -63,11 +63,14 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
         let conversation = db::conversations::get(&client, &user, id)
             .await?
             .ok_or(ApiError::ConversationNotFound)?;
-        let messages = db::messages::recent(&client, &user, id, limit).await?;
+        let last = conversation.message_count;
+        // `limit` is at most 200, so the narrowing cannot truncate.
+        let first = (last - limit as i32 + 1).max(1);
+        let messages = db::messages::range(&client, &user, id, first, last).await?;
         Ok(http::json_response(
             StatusCode::OK,
             &ConversationDetail {
-                has_more: i64::from(conversation.message_count) > messages.len() as i64,
+                has_more: first > 1,
                 conversation,
                 messages,
             },

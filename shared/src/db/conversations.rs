@@ -62,7 +62,8 @@ pub async fn list(
                  ORDER BY updated_at DESC, id DESC
                  LIMIT $2 OFFSET $3
              )
-             SELECT (SELECT count(*) FROM conversations WHERE user_id = $1) AS total, page.*
+             SELECT coalesce((SELECT count FROM conversation_counts WHERE user_id = $1), 0) AS total,
+                    page.*
              FROM (SELECT 1) AS one LEFT JOIN page ON true
              ORDER BY page.updated_at DESC, page.id DESC",
             &[

@@ -52,41 +52,72 @@ pub struct StoredMessage {
     pub created_at: DateTime<Utc>,
 }
 
-/// The latest `limit` messages of `user`'s conversation, oldest first.
-pub async fn recent(
+// Sequence numbers are gapless (1..=message_count), so "the latest n" is a bounded range of
+// the (conversation_id, seq) index: the cost depends on n, never on the conversation's length,
+// whatever the planner's statistics say about it.
+
+/// The messages of `user`'s conversation numbered `seq_from..=seq_to`, oldest first.
+pub async fn range(
     client: &tokio_postgres::Client,
     user: &UserId,
     conversation_id: Uuid,
-    limit: i64,
+    seq_from: i32,
+    seq_to: i32,
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
         .query_typed(
-            "SELECT id, role, content, tool_calls, created_at FROM (
-                 SELECT id, seq, role, content, tool_calls, created_at FROM messages
-                 WHERE conversation_id = $1 AND user_id = $2
-                 ORDER BY seq DESC
-                 LIMIT $3
-             ) latest
+            "SELECT id, role, content, tool_calls, created_at FROM messages
+             WHERE conversation_id = $1 AND user_id = $2 AND seq BETWEEN $3 AND $4
              ORDER BY seq",
             &[
                 (&conversation_id, Type::UUID),
                 (&user.as_str(), Type::TEXT),
-                (&limit, Type::INT8),
+                (&seq_from, Type::INT4),
+                (&seq_to, Type::INT4),
             ],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let role: &str = row.get("role");
-            Ok(StoredMessage {
-                id: row.get("id"),
-                role: Role::parse(role).ok_or_else(|| {
-                    DbError::Invariant(format!("unknown role {role:?} in messages"))
-                })?,
-                content: row.get("content"),
-                tool_calls: row.get("tool_calls"),
-                created_at: row.get("created_at"),
-            })
-        })
-        .collect()
+    rows.iter().map(from_row).collect()
+}
+
+/// Up to `limit` messages of `user`'s conversation stored just before message `before`,
+/// oldest first.
+pub async fn preceding(
+    client: &tokio_postgres::Client,
+    user: &UserId,
+    conversation_id: Uuid,
+    before: Uuid,
+    limit: i32,
+) -> Result<Vec<StoredMessage>, DbError> {
+    let rows = client
+        .query_typed(
+            "WITH anchor AS (
+                 SELECT seq FROM messages
+                 WHERE id = $3 AND conversation_id = $1 AND user_id = $2
+             )
+             SELECT id, role, content, tool_calls, created_at FROM messages
+             WHERE conversation_id = $1 AND user_id = $2
+               AND seq >= (SELECT seq FROM anchor) - $4 AND seq < (SELECT seq FROM anchor)
+             ORDER BY seq",
+            &[
+                (&conversation_id, Type::UUID),
+                (&user.as_str(), Type::TEXT),
+                (&before, Type::UUID),
+                (&limit, Type::INT4),
+            ],
+        )
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(row: &tokio_postgres::Row) -> Result<StoredMessage, DbError> {
+    let role: &str = row.get("role");
+    Ok(StoredMessage {
+        id: row.get("id"),
+        role: Role::parse(role)
+            .ok_or_else(|| DbError::Invariant(format!("unknown role {role:?} in messages")))?,
+        content: row.get("content"),
+        tool_calls: row.get("tool_calls"),
+        created_at: row.get("created_at"),
+    })
 }

@@ -86,6 +86,23 @@ async fn pagination_and_total_are_right_at_the_edges() {
 }
 
 #[tokio::test]
+async fn total_follows_created_and_deleted_conversations_per_user() {
+    let app = TestApp::spawn().await;
+    app.llm_replies("ok").await;
+    let doomed = app.start_conversation("alice", "one").await;
+    app.start_conversation("alice", "two").await;
+    app.start_conversation("bob", "bob's").await;
+
+    app.delete_conversation("alice", &doomed).await;
+    app.delete_conversation("bob", &doomed).await; // not bob's: changes nothing
+    let alice = app.list_conversations("alice", &[]).await;
+    let bob = app.list_conversations("bob", &[]).await;
+
+    assert_eq!(alice.body["total"], 1);
+    assert_eq!(bob.body["total"], 1);
+}
+
+#[tokio::test]
 async fn a_user_without_conversations_gets_an_empty_list() {
     let app = TestApp::spawn().await;
 
