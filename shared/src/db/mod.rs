@@ -11,7 +11,9 @@ pub mod turns;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime,
+};
 use postgres_native_tls::MakeTlsConnector;
 
 /// The connection pool, built once per cold start.
@@ -21,6 +23,10 @@ pub type Client = deadpool_postgres::Client;
 
 /// How long to wait for a connection before calling the database unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection unused for longer than this is checked with an empty query before
+/// reuse. Lambda freezes the process between invocations and Neon closes idle connections,
+/// so such a connection may have died unnoticed; back-to-back requests skip the round trip.
+const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -90,12 +96,13 @@ pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbError> {
     let manager = Manager::from_config(
         pg,
         MakeTlsConnector::new(tls),
-        // Lambda freezes processes between invocations; a connection may have died meanwhile.
+        // Drops connections known to be closed; `verify_if_idle` checks the doubtful ones.
         ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
+            recycling_method: RecyclingMethod::Fast,
         },
     );
     Pool::builder(manager)
+        .pre_recycle(verify_if_idle())
         .max_size(max_size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(CONNECT_TIMEOUT))
@@ -103,6 +110,23 @@ pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbError> {
         .recycle_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|e| DbError::Setup(e.to_string()))
+}
+
+/// A hook that sends an empty query on a connection idle for longer than
+/// [`VERIFY_AFTER_IDLE`]; if it fails, the pool discards the connection and opens another.
+fn verify_if_idle() -> Hook {
+    Hook::async_fn(|client, metrics| {
+        Box::pin(async move {
+            if metrics.last_used() < VERIFY_AFTER_IDLE {
+                return Ok(());
+            }
+            match tokio::time::timeout(CONNECT_TIMEOUT, client.simple_query("")).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(HookError::Backend(e)),
+                Err(_) => Err(HookError::message("connection check timed out")),
+            }
+        })
+    })
 }
 
 /// Applies every migration in `migrations/` that the database has not seen yet.

@@ -315,6 +315,26 @@ async fn a_killed_database_connection_fails_cleanly_and_the_next_request_succeed
 }
 
 #[tokio::test]
+async fn connections_the_database_closed_while_idle_are_replaced_without_a_failed_request() {
+    let app = TestApp::spawn_with(&[("DB_POOL_SIZE", "1")]).await;
+    app.llm_replies("ok").await;
+    let conversation_id = app.start_conversation("alice", "first").await;
+
+    // As when Neon suspends an idle compute, or a frozen instance wakes much later.
+    assert!(app.kill_app_connections().await >= 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let res = app
+        .chat(
+            "alice",
+            json!({"message": "second", "conversation_id": conversation_id}),
+        )
+        .await;
+
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(app.messages(&conversation_id).await.len(), 4);
+}
+
+#[tokio::test]
 async fn a_full_conversation_refuses_new_turns_without_writing() {
     let app = TestApp::spawn_with(&[("MAX_MESSAGES_PER_CONVERSATION", "4")]).await;
     app.llm_replies("ok").await;
