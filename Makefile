@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test migrate package fmt lint
+.PHONY: dev test bench migrate package fmt lint
 
 ## Serve every function on http://localhost:9000 (local Postgres unless DATABASE_URL is set).
 dev:
@@ -8,6 +8,10 @@ dev:
 ## Everything CI checks: formatting, lints, unit and integration tests, the `make dev` smoke test.
 test:
 	@scripts/test.sh
+
+## Speed, memory, round trips and sizes; prints a table and writes BENCHMARKS.md.
+bench:
+	@scripts/bench.sh
 
 ## Apply migrations to DATABASE_URL (use Neon's direct, non-pooler URL in production).
 migrate:

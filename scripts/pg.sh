@@ -44,6 +44,7 @@ case "$cmd" in
     port=${3:?port required}
     # Throwaway test clusters trade durability for speed.
     extra=""; [ "$name" = test ] && extra=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    extra="$extra ${PG_EXTRA:-}"
     if [ ! -f "$dir/PG_VERSION" ]; then
       mkdir -p "$dir"
       [ "$(id -u)" = 0 ] && chown -R postgres: "$(dirname "$dir")"

@@ -8,6 +8,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
+echo "== the benchmark builds (make bench runs it)"
+cargo build --quiet --benches
 scripts/ensure-tools.sh cargo-lambda cfn-lint schemathesis
 echo "== template.yaml: cfn-lint and route agreement"
 cfn-lint template.yaml
