@@ -729,8 +729,9 @@ const NOTES: &str = "
   `pg_stat_statements`); back-to-back requests skip it.
 - **Planner statistics** are refreshed (`ANALYZE`) after the benchmark's bulk inserts, as
   autovacuum keeps them in a live database.
-- **Noise**: this is a shared 2-core VM; whole runs shift by up to about 50% from one to the
-  next (cold starts and turn latencies alike), so compare figures within one run.
+- **Noise**: on the shared 2-core VM these notes were written on, whole runs shifted by up
+  to about 50% from one to the next (cold starts and turn latencies alike); compare figures
+  within one run.
 - **Scaling**: each pair is measured back to back (p50 of 50). Reads compare the latest 10
   messages of a 10- and a 10,000-message conversation, so both return the same page.
 - **Cold start**: from `exec` of the release x86_64 binary (this machine cannot run the arm64
@@ -754,6 +755,9 @@ const NOTES: &str = "
 - The benchmark now runs the handler on a current-thread runtime, as the functions do, and
   the LLM mock on its own thread, as a separate server would be; sharing a multi-threaded
   runtime with the mock made the in-process figures noisier and slower than the functions.
+  It is also compiled with the functions' release profile (fat LTO, one codegen unit) rather
+  than a faster-building thin-LTO profile, so the measured code is generated as shipped; that
+  also lets it reuse the release build's dependencies.
 
 ## What is left, and why
 
@@ -767,8 +771,10 @@ const NOTES: &str = "
   the server log shows, per turn statement, about 0.1 to 0.2 ms parsing, 0.14 ms binding
   (planning) and 0.12 to 0.19 ms executing; the round-trip rows above show the planning and
   execution share (`pg_stat_statements` does not time parsing), and each write's commit
-  (WAL flush) comes on top. So turns that add a task or replay a long history land at or
-  just above 2 ms on this machine, and the plain turn just below.
+  (WAL flush) comes on top. So the turns that add a task or replay a long history meet the
+  2 ms p50 with little margin: 1.75 to 1.9 ms in the last runs on this machine, and 2.1 to
+  2.5 ms in earlier runs whose benchmark build used thin LTO (a noisy run can still tip them
+  over).
   The fix the profile points to, not done: cached prepared statements (deadpool-postgres'
   `prepare_typed_cached`), which skip parsing and most planning, about half of each
   statement's server time. It needs the pooler to support protocol-level prepared statements
