@@ -490,3 +490,53 @@ pub async fn fresh_database() -> String {
     url.set_path(&name);
     url.to_string()
 }
+
+/// A TCP proxy in front of the test's Postgres whose open connections can be made to go
+/// silent: the server side is closed but the client side stays open and unanswered, as a
+/// connection looks to a Lambda instance thawed after a freeze or to a client behind a
+/// dropped network path. Connections opened afterwards work normally.
+pub struct StallingProxy {
+    /// `database_url` with the proxy's address.
+    pub url: String,
+    stall: tokio::sync::watch::Sender<()>,
+}
+
+impl StallingProxy {
+    /// Starts proxying to the server named by `database_url`.
+    pub async fn start(database_url: &str) -> Self {
+        let mut url = url::Url::parse(database_url).unwrap();
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        url.set_port(Some(listener.local_addr().unwrap().port()))
+            .unwrap();
+        let (stall, _) = tokio::sync::watch::channel(());
+        let stalls = stall.clone();
+        tokio::spawn(async move {
+            // Silenced client sides are kept here, open, for the proxy's life.
+            let silenced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let mut stalled = stalls.subscribe();
+                let silenced = silenced.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = stalled.changed() => {
+                            drop(server);
+                            silenced.lock().unwrap().push(client);
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url: url.to_string(),
+            stall,
+        }
+    }
+
+    /// Makes every connection open now go silent.
+    pub fn stall_open_connections(&self) {
+        self.stall.send_replace(());
+    }
+}

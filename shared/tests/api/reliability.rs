@@ -9,7 +9,9 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{AddTaskPerTurn, TestApp, completion, tool_calls};
+use lambda_http::{Body, http::Method};
+
+use crate::helpers::{AddTaskPerTurn, StallingProxy, TestApp, completion, tool_calls};
 
 /// `(seq, role)` of every message of the conversation, in order.
 async fn seqs(app: &TestApp, conversation_id: &str) -> Vec<(i32, String)> {
@@ -332,6 +334,27 @@ async fn connections_the_database_closed_while_idle_are_replaced_without_a_faile
 
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(app.messages(&conversation_id).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_that_went_silent_while_idle_is_replaced_before_use() {
+    let app = TestApp::spawn().await;
+    let proxy = StallingProxy::start(&app.database_url).await;
+    let instance = app.variant(&[("DATABASE_URL", &proxy.url), ("DB_POOL_SIZE", "1")]);
+    let health = || async {
+        let request = app.request(Method::GET, "/health", Body::Empty);
+        TestApp::send_to(&instance, todo_chat::api::health::handle, request.0).await
+    };
+    assert_eq!(health().await.status, 200);
+
+    // The pooled connection stops answering without being closed, then sits idle.
+    proxy.stall_open_connections();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let res = tokio::time::timeout(Duration::from_secs(20), health())
+        .await
+        .expect("the request never hangs on the dead connection");
+
+    assert_eq!(res.status, 200, "{}", res.body);
 }
 
 #[tokio::test]
