@@ -200,12 +200,20 @@ impl Bench {
     }
 
     async fn list(&self) -> u16 {
-        let request = self.request(
+        self.list_as(USER, &self.token).await
+    }
+
+    /// Lists `user`'s conversations with `token`.
+    async fn list_as(&self, user: &str, token: &str) -> u16 {
+        let mut request = self.request(
             Method::GET,
-            &format!("/api/{USER}/conversations"),
-            &[("user_id", USER)],
+            &format!("/api/{user}/conversations"),
+            &[("user_id", user)],
             Body::Empty,
         );
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         api::conversations::list(&self.app, request)
             .await
             .status()
@@ -514,17 +522,7 @@ impl Bench {
             let token = auth::issue_hs256(SECRET.as_bytes(), user, Duration::from_secs(3600));
             let p50 = self
                 .p50(50, || async {
-                    let mut request = self.request(
-                        Method::GET,
-                        &format!("/api/{user}/conversations"),
-                        &[("user_id", user)],
-                        Body::Empty,
-                    );
-                    request
-                        .headers_mut()
-                        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-                    let response = api::conversations::list(&self.app, request).await;
-                    assert_eq!(response.status(), 200);
+                    assert_eq!(self.list_as(user, &token).await, 200)
                 })
                 .await;
             list_p50.push(p50);
