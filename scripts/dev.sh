@@ -5,15 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Settings from .env (if any) never override what the caller already exported.
-if [ -f .env ]; then
+env_file=${DEV_ENV_FILE:-.env}
+if [ -f "$env_file" ]; then
   while IFS='=' read -r key value; do
     case "$key" in ''|\#*) continue ;; esac
     [ -n "${!key:-}" ] || export "$key=$value"
-  done < .env
+  done < "$env_file"
 fi
 export BETTER_AUTH_SECRET=${BETTER_AUTH_SECRET:-dev-secret-change-me-dev-secret-change-me}
 port=${DEV_PORT:-9000}
 web_port=${WEB_PORT:-8080}
+demo_port=${DEMO_LLM_PORT:-9100}
 
 if [ -z "${DATABASE_URL:-}" ]; then
   server=$(scripts/pg.sh start dev 54329)
@@ -28,14 +30,26 @@ cargo build --quiet --workspace --bins
 cargo run --quiet -p todo-chat --bin migrate
 
 token=$(cargo run --quiet -p todo-chat --bin dev-token -- demo-user)
-[ -n "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ] \
-  || echo "dev: no LLM configured (set LLM_API_KEY in .env); chat turns will answer 503 llm_not_configured"
+# Without a provider, the built-in demo model answers (DEMO_LLM=off: 503 llm_not_configured,
+# exactly as a deployed function without one). It dies with this process group.
+llm_banner=""
+if [ -z "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ]; then
+  if [ "${DEMO_LLM:-on}" = off ]; then
+    llm_banner="dev: no LLM configured and DEMO_LLM=off: chat turns answer 503 llm_not_configured"
+  else
+    target/debug/demo-llm "$demo_port" >/dev/null &
+    export LLM_BASE_URL="http://127.0.0.1:$demo_port/v1" LLM_MODEL=demo
+    llm_banner="dev: *** DEMO MODEL *** on $LLM_BASE_URL: it understands simple todo requests only.
+dev: *** set LLM_API_KEY (in .env) for a real one; DEMO_LLM=off turns the demo model off ***"
+  fi
+fi
 # The web page: static files, no build step. It dies with this process group.
 python3 -m http.server "$web_port" --bind 127.0.0.1 --directory web >/dev/null 2>&1 &
 
 cat <<EOT
 
-dev: serving on http://localhost:$port
+${llm_banner:+$llm_banner
+}dev: serving on http://localhost:$port
 dev: web page on http://localhost:$web_port/?api=http://localhost:$port
 dev: token for user demo-user (24 h):
 $token

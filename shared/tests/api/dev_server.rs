@@ -13,7 +13,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::{SECRET, TestApp, completion, fresh_database, tool_calls};
 
-/// `make dev`, started on free ports against `database_url` and the harness' LLM mock.
+/// Which model `make dev` is started with.
+enum DevLlm<'a> {
+    /// The harness' LLM mock, as a configured provider.
+    Mock(&'a TestApp),
+    /// No LLM settings at all: `make dev` starts its built-in demo model.
+    Demo,
+    /// No LLM settings and `DEMO_LLM=off`: like a deployed function without a provider.
+    Off,
+}
+
+/// `make dev`, started on free ports against `database_url` with the model `llm`.
 /// Dropping it kills the whole process group, pass or fail.
 struct DevServer {
     child: Child,
@@ -46,18 +56,32 @@ fn workspace() -> &'static Path {
 }
 
 impl DevServer {
-    async fn start(harness: &TestApp, database_url: &str) -> Self {
+    async fn start(llm: DevLlm<'_>, database_url: &str) -> Self {
         use std::os::unix::process::CommandExt;
         let (port, web_port) = (free_port(), free_port());
-        let mut child = Command::new("make")
+        let mut command = Command::new("make");
+        // Only what this test sets: never a developer's .env or LLM settings.
+        command
+            .env("DEV_ENV_FILE", "/dev/null")
+            .env_remove("LLM_API_KEY")
+            .env_remove("LLM_BASE_URL")
+            .env_remove("LLM_MODEL")
+            .env_remove("DEMO_LLM");
+        match llm {
+            DevLlm::Mock(harness) => command
+                .env("LLM_BASE_URL", harness.llm.uri())
+                .env("LLM_API_KEY", "test-key"),
+            DevLlm::Demo => &mut command,
+            DevLlm::Off => command.env("DEMO_LLM", "off"),
+        };
+        let mut child = command
             .arg("dev")
             .current_dir(workspace())
             .env("DATABASE_URL", database_url)
             .env("BETTER_AUTH_SECRET", SECRET)
-            .env("LLM_BASE_URL", harness.llm.uri())
-            .env("LLM_API_KEY", "test-key")
             .env("DEV_PORT", port.to_string())
             .env("WEB_PORT", web_port.to_string())
+            .env("DEMO_LLM_PORT", free_port().to_string())
             // The fuzzer sends far more turns than a person would.
             .env("RATE_LIMIT_PER_MINUTE", "100000")
             .stdout(Stdio::piped())
@@ -122,7 +146,7 @@ async fn make_dev_serves_every_endpoint_over_http() {
     // After the script, for the contract fuzzing at the end.
     harness.llm_replies("ok").await;
     let database_url = fresh_database().await; // empty: `make dev` must migrate it
-    let server = DevServer::start(&harness, &database_url).await;
+    let server = DevServer::start(DevLlm::Mock(&harness), &database_url).await;
     let (base, token) = (&server.base, &server.token);
     let http = reqwest::Client::new();
 
@@ -217,18 +241,105 @@ async fn make_dev_serves_every_endpoint_over_http() {
     contract_fuzzing_finds_nothing(base, token, workspace()).await;
 }
 
+/// One chat turn over HTTP as `demo-user`; returns the status and the JSON body.
+async fn chat_over_http(server: &DevServer, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/demo-user/chat", server.base))
+        .bearer_auth(&server.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+#[ignore = "builds and starts `make dev`; `make test` runs it"]
+async fn make_dev_without_a_provider_answers_with_the_demo_model() {
+    let database_url = fresh_database().await;
+    let server = DevServer::start(DevLlm::Demo, &database_url).await;
+
+    // The curl line `make dev` prints.
+    let (status, added) =
+        chat_over_http(&server, json!({"message": "Add a task to buy milk"})).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["tool_calls"][0]["name"], "add_task");
+    assert_eq!(
+        added["tool_calls"][0]["result"]["task"]["title"],
+        "buy milk"
+    );
+    assert_eq!(
+        added["response"],
+        "I added “buy milk” to your list. It is task #1."
+    );
+    let conversation = added["conversation_id"].clone();
+
+    // A task named by title: the demo model lists, finds it, completes it and says so.
+    let (status, completed) = chat_over_http(
+        &server,
+        json!({"message": "I finished buy milk", "conversation_id": conversation}),
+    )
+    .await;
+    assert_eq!(status, 200, "{completed}");
+    let tools: Vec<&Value> = completed["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    assert_eq!(tools, ["list_tasks", "complete_task"]);
+    assert_eq!(
+        completed["response"],
+        "Done! I marked task #1 “buy milk” as completed."
+    );
+
+    let (_, listed) = chat_over_http(
+        &server,
+        json!({"message": "show my completed tasks", "conversation_id": conversation}),
+    )
+    .await;
+    assert_eq!(
+        listed["response"],
+        "You have 1 completed task:\n- #1 “buy milk” (done)"
+    );
+
+    let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tasks: Vec<(String, bool)> = client
+        .query(
+            "SELECT title, completed FROM tasks WHERE user_id = 'demo-user'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(tasks, [("buy milk".to_owned(), true)]);
+}
+
+#[tokio::test]
+#[ignore = "builds and starts `make dev`; `make test` runs it"]
+async fn make_dev_with_the_demo_model_off_behaves_like_a_function_without_a_provider() {
+    let database_url = fresh_database().await;
+    let server = DevServer::start(DevLlm::Off, &database_url).await;
+
+    let (status, body) =
+        chat_over_http(&server, json!({"message": "Add a task to buy milk"})).await;
+
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "llm_not_configured");
+    assert!(body["user_message_id"].is_string(), "the message is stored");
+}
+
 #[tokio::test]
 #[ignore = "starts `make dev` and headless Chromium; `make test` runs it"]
 async fn the_web_page_works_in_a_real_browser() {
-    let harness = TestApp::spawn().await;
-    harness
-        .llm_script(vec![
-            tool_calls(&[("call_1", "add_task", r#"{"title": "buy milk"}"#)]),
-            completion("I added “buy milk” to your list."),
-        ])
-        .await;
+    // The page runs on the demo model, as a newcomer without a provider account sees it.
     let database_url = fresh_database().await;
-    let server = DevServer::start(&harness, &database_url).await;
+    let server = DevServer::start(DevLlm::Demo, &database_url).await;
     let screenshots = workspace().join("target/screenshots");
 
     let output = tokio::process::Command::new("node")
