@@ -33,6 +33,9 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    /// TLS could not be set up.
+    #[error("tls: {0}")]
+    Tls(#[from] native_tls::Error),
 }
 
 impl App {
@@ -43,7 +46,14 @@ impl App {
 
     /// Builds the app from `config`; opens no connection yet.
     pub fn new(config: Config) -> Result<Self, StartError> {
-        let db = db::pool(&config.database_url, config.db_pool_size)?;
+        // One TLS connector per process: loading the CA store is a cold start's costliest step.
+        let tls = native_tls::TlsConnector::new()?;
+        let db = db::pool(
+            &config.database_url,
+            config.db_pool_size,
+            tls,
+            config.db_timeouts,
+        )?;
         // One HTTP client (one connection pool, one TLS setup) for the LLM and the key set.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -196,6 +196,8 @@ struct Started {
     stored: StoredUserMessage,
     text: String,
     new_conversation: bool,
+    /// Where its tool calls are recorded, and what an earlier attempt recorded.
+    journal: agent::Journal,
 }
 
 /// Either a turn to run, or the stored answer of one that already ran.
@@ -213,7 +215,7 @@ pub async fn run_turn(
     key: Option<&IdempotencyKey>,
 ) -> Result<TurnReply, ChatError> {
     let deadline = Instant::now() + app.config.turn_deadline;
-    let client = app.db.get().await.map_err(DbError::from)?;
+    let client = app.db.get().await?;
     let turn = match key {
         Some(key) => start_keyed(app, &client, user, &request, key).await?,
         None => start(app, &client, user, &request, None).await?,
@@ -271,16 +273,17 @@ pub async fn run_turn(
 /// failed, so a fresh one is tried too; if both fail, the lease simply expires.
 async fn release(app: &App, client: db::Client, turn: &Started) {
     let conversation_id = turn.stored.conversation_id;
-    if db::turns::fail(&client, turn.turn_id, conversation_id)
-        .await
-        .is_ok()
+    if !client.is_broken()
+        && db::turns::fail(&client, turn.turn_id, conversation_id)
+            .await
+            .is_ok()
     {
         return;
     }
-    drop(client); // back to the pool, which discards it if it is broken
+    drop(client); // back to the pool, or discarded if it failed
     let retried = match app.db.get().await {
         Ok(fresh) => db::turns::fail(&fresh, turn.turn_id, conversation_id).await,
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     };
     if let Err(e) = retried {
         tracing::warn!(error = %e, "could not release the turn lease; it will expire");
@@ -290,7 +293,7 @@ async fn release(app: &App, client: db::Client, turn: &Started) {
 /// Stores the user message and takes the conversation's lease.
 async fn start(
     app: &App,
-    client: &tokio_postgres::Client,
+    client: &db::Client,
     user: &UserId,
     request: &ChatRequest,
     idempotency: Option<(&str, &str)>,
@@ -318,6 +321,10 @@ async fn start(
         },
         text: text.to_owned(),
         new_conversation: request.conversation_id.is_none(),
+        journal: agent::Journal {
+            turn_id: idempotency.map(|_| turn.id),
+            recorded: Vec::new(),
+        },
     }))
 }
 
@@ -325,7 +332,7 @@ async fn start(
 /// or resumes a failed attempt with its stored user message.
 async fn start_keyed(
     app: &App,
-    client: &tokio_postgres::Client,
+    client: &db::Client,
     user: &UserId,
     request: &ChatRequest,
     key: &IdempotencyKey,
@@ -371,6 +378,8 @@ async fn start_keyed(
             )
             .await?;
             check(resumed)?;
+            // Only a resumed turn pays for reading its journal.
+            let recorded = db::turns::journal(client, existing.id).await?;
             Ok(Start::Run(Started {
                 turn_id: existing.id,
                 stored: StoredUserMessage {
@@ -379,6 +388,10 @@ async fn start_keyed(
                 },
                 text: existing.user_message,
                 new_conversation: false,
+                journal: agent::Journal {
+                    turn_id: Some(existing.id),
+                    recorded,
+                },
             }))
         }
     }
@@ -419,7 +432,7 @@ fn fingerprint(request: &ChatRequest) -> String {
 /// Rebuilds the conversation within the prompt budget and runs the agent.
 async fn run_agent(
     app: &App,
-    client: &tokio_postgres::Client,
+    client: &db::Client,
     user: &UserId,
     turn: &Started,
     deadline: Instant,
@@ -458,15 +471,21 @@ async fn run_agent(
         max_rounds: app.config.agent_max_rounds,
         deadline,
     };
-    agent::run(llm, &TaskTools::new(client, user), prompt, limits)
-        .await
-        .map_err(|e| match e {
-            agent::AgentError::Llm(source) => ChatError::LlmFailed {
-                stored: turn.stored,
-                source,
-            },
-            agent::AgentError::Db(e) => ChatError::Db(e),
-        })
+    agent::run(
+        llm,
+        &TaskTools::new(client, user),
+        prompt,
+        limits,
+        turn.journal.clone(),
+    )
+    .await
+    .map_err(|e| match e {
+        agent::AgentError::Llm(source) => ChatError::LlmFailed {
+            stored: turn.stored,
+            source,
+        },
+        agent::AgentError::Db(e) => ChatError::Db(e),
+    })
 }
 
 /// The first message cut to about 50 characters at a word boundary.

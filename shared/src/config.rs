@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::auth::{AuthConfig, KeySource};
+use crate::{
+    auth::{AuthConfig, KeySource},
+    db::Timeouts,
+};
 
 /// OpenRouter's OpenAI-compatible API, used when `LLM_BASE_URL` is not set.
 pub const DEFAULT_LLM_BASE_URL: &str = "https://openrouter.ai/api/v1";
@@ -16,6 +19,8 @@ pub struct Config {
     pub database_url: String,
     /// Most connections one instance keeps open.
     pub db_pool_size: usize,
+    /// Bounds on acquiring a connection and on each statement.
+    pub db_timeouts: Timeouts,
     /// How bearer tokens are verified.
     pub auth: AuthConfig,
     /// The LLM endpoint, or `None` when no LLM is configured.
@@ -52,6 +57,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("db_pool_size", &self.db_pool_size)
+            .field("db_timeouts", &self.db_timeouts)
             .field("auth", &self.auth)
             .field("llm", &self.llm)
             .field("turn_deadline", &self.turn_deadline)
@@ -145,6 +151,16 @@ impl Config {
         Ok(Self {
             database_url: require("DATABASE_URL")?,
             db_pool_size: number("DB_POOL_SIZE", 2)? as usize,
+            db_timeouts: Timeouts {
+                acquire: Duration::from_millis(number(
+                    "DB_CONNECT_TIMEOUT_MS",
+                    Timeouts::default().acquire.as_millis() as u64,
+                )?),
+                statement: Duration::from_millis(number(
+                    "DB_STATEMENT_TIMEOUT_MS",
+                    Timeouts::default().statement.as_millis() as u64,
+                )?),
+            },
             auth,
             llm,
             turn_deadline: Duration::from_millis(number("TURN_DEADLINE_MS", 25_000)?),

@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use uuid::Uuid;
+
 use crate::{
     db::{
         DbError,
         messages::{Role, StoredMessage},
+        tasks::JournalEntry,
+        turns::RecordedStep,
     },
     llm::{FunctionCall, LlmClient, LlmError, Message, ToolCall, Usage},
 };
@@ -64,29 +68,61 @@ pub struct Limits {
     pub deadline: Instant,
 }
 
+/// The turn journal the agent writes to and resumes from.
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    /// The keyed turn whose tool calls are recorded; `None` records nothing (a turn without
+    /// an idempotency key can never be resumed).
+    pub turn_id: Option<Uuid>,
+    /// What an earlier attempt of the turn recorded, in order.
+    pub recorded: Vec<RecordedStep>,
+}
+
+/// What the loop has gathered so far.
+struct Progress {
+    messages: Vec<Message>,
+    records: Vec<ToolCallRecord>,
+}
+
 /// Runs the tool loop over `messages` (system prompt, history, the new user message).
 ///
-/// Several tool calls in one response run in the order given. If the round cap or the
-/// deadline is reached, or the model fails after tools already ran, the turn ends with a
-/// summary of what was done rather than an error, so done work is never reported as failed.
+/// A resumed turn first replays the rounds `journal` recorded: recorded results are given
+/// back to the model unrun, and only the calls of a round that never committed run. Several
+/// tool calls in one response run in the order given. If the round cap or the deadline is
+/// reached, or the model fails after tools already ran, the turn ends with a summary of what
+/// was done rather than an error, so done work is never reported as failed.
 pub async fn run(
     llm: &LlmClient,
     tools: &TaskTools<'_>,
-    mut messages: Vec<Message>,
+    messages: Vec<Message>,
     limits: Limits,
+    journal: Journal,
 ) -> Result<AgentReply, AgentError> {
     let specs = tools::specs();
-    let mut records: Vec<ToolCallRecord> = Vec::new();
+    let mut progress = Progress {
+        messages,
+        records: Vec::new(),
+    };
     let mut usage = Usage::default();
     let mut llm_latency = Duration::ZERO;
-    for _ in 0..limits.max_rounds {
+    let mut round = 0;
+    while let Some(message) = recorded_round(&journal.recorded, round) {
+        let steps: Vec<&RecordedStep> = journal
+            .recorded
+            .iter()
+            .filter(|s| s.round == round)
+            .collect();
+        run_round(tools, &journal, round, message, &steps, &mut progress).await?;
+        round += 1;
+    }
+    while round < limits.max_rounds as i32 {
         let asked = Instant::now();
         let within = limits.deadline.saturating_duration_since(asked);
-        let answer = llm.complete(&messages, &specs, within).await;
+        let answer = llm.complete(&progress.messages, &specs, within).await;
         llm_latency += asked.elapsed();
         let completion = match answer {
             Ok(completion) => completion,
-            Err(e) if records.is_empty() => return Err(e.into()),
+            Err(e) if progress.records.is_empty() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "llm failed after tools ran; ending the turn");
                 break;
@@ -99,39 +135,79 @@ pub async fn run(
         if completion.tool_calls.is_empty() {
             return Ok(AgentReply {
                 text: completion.content.unwrap_or_default(),
-                tool_calls: records,
+                tool_calls: progress.records,
                 usage,
                 llm_latency,
             });
         }
-        let calls = completion.tool_calls;
-        messages.push(Message::Assistant {
+        let message = Message::Assistant {
             content: completion.content,
-            tool_calls: calls.clone(),
-        });
-        for call in calls {
-            let result = tools
-                .call(&call.function.name, &call.function.arguments)
-                .await?;
-            messages.push(Message::Tool {
-                tool_call_id: call.id.clone(),
-                content: result.to_string(),
-            });
-            records.push(ToolCallRecord {
-                arguments: serde_json::from_str(&call.function.arguments)
-                    .unwrap_or(Value::String(call.function.arguments)),
-                id: call.id,
-                name: call.function.name,
-                result,
-            });
-        }
+            tool_calls: completion.tool_calls,
+        };
+        run_round(tools, &journal, round, message, &[], &mut progress).await?;
+        round += 1;
     }
     Ok(AgentReply {
-        text: summary(&records),
-        tool_calls: records,
+        text: summary(&progress.records),
+        tool_calls: progress.records,
         usage,
         llm_latency,
     })
+}
+
+/// The model's message for `round`, if the journal recorded the round's first call.
+fn recorded_round(recorded: &[RecordedStep], round: i32) -> Option<Message> {
+    let first = recorded
+        .iter()
+        .find(|s| s.round == round && s.call_index == 0)?;
+    serde_json::from_value(first.round_message.clone()?).ok()
+}
+
+/// Runs (or replays, where `recorded` holds them) the tool calls of the model's `message`.
+async fn run_round(
+    tools: &TaskTools<'_>,
+    journal: &Journal,
+    round: i32,
+    message: Message,
+    recorded: &[&RecordedStep],
+    progress: &mut Progress,
+) -> Result<(), AgentError> {
+    let calls = match &message {
+        Message::Assistant { tool_calls, .. } => tool_calls.clone(),
+        _ => Vec::new(),
+    };
+    let round_message = serde_json::to_value(&message).expect("messages serialise");
+    progress.messages.push(message);
+    for (index, call) in calls.into_iter().enumerate() {
+        let (name, arguments) = (&call.function.name, &call.function.arguments);
+        let result = match recorded.iter().find(|s| s.call_index == index as i32) {
+            Some(step) => TaskTools::replay(name, arguments, &step.outcome)?,
+            None => {
+                let entry = journal.turn_id.map(|turn_id| JournalEntry {
+                    turn_id,
+                    round,
+                    call_index: index as i32,
+                    round_message: (index == 0).then_some(&round_message),
+                    call_id: &call.id,
+                    name,
+                    arguments,
+                });
+                tools.call(name, arguments, entry.as_ref()).await?
+            }
+        };
+        progress.messages.push(Message::Tool {
+            tool_call_id: call.id.clone(),
+            content: result.to_string(),
+        });
+        progress.records.push(ToolCallRecord {
+            arguments: serde_json::from_str(&call.function.arguments)
+                .unwrap_or(Value::String(call.function.arguments)),
+            id: call.id,
+            name: call.function.name,
+            result,
+        });
+    }
+    Ok(())
 }
 
 /// The answer when the loop stopped before the model wrote one.

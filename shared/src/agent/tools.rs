@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::{
     auth::UserId,
     db::{
-        DbError,
-        tasks::{self, StatusFilter, Task},
+        Client, DbError,
+        tasks::{self, JournalEntry, StatusFilter, Task},
     },
     llm::{FunctionSpec, ToolSpec},
 };
@@ -113,29 +113,32 @@ struct UpdateArgs {
     description: Option<String>,
 }
 
-/// Why a tool did not succeed: a refusal goes back to the model as the tool's result; a
-/// database failure ends the turn.
-enum Failure {
-    Refused(Value),
-    Db(DbError),
+/// A tool call whose arguments passed every check: what it will do to the user's tasks.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Add {
+        title: String,
+        description: String,
+    },
+    List(StatusFilter),
+    Complete(i64),
+    Delete(i64),
+    Update {
+        id: i64,
+        title: Option<String>,
+        description: Option<String>,
+    },
 }
 
-impl From<DbError> for Failure {
-    fn from(e: DbError) -> Self {
-        Failure::Db(e)
-    }
+/// A result the model gets instead of an effect: bad arguments or an unknown tool.
+type Refusal = Value;
+
+fn validation_error(message: impl Into<String>) -> Refusal {
+    json!({"success": false, "error_code": "VALIDATION_ERROR", "message": message.into()})
 }
 
-fn validation_error(message: impl Into<String>) -> Failure {
-    Failure::Refused(
-        json!({"success": false, "error_code": "VALIDATION_ERROR", "message": message.into()}),
-    )
-}
-
-fn not_found(id: i64) -> Failure {
-    Failure::Refused(
-        json!({"success": false, "error_code": "TASK_NOT_FOUND", "message": format!("Task {id} not found.")}),
-    )
+fn not_found(id: i64) -> Value {
+    json!({"success": false, "error_code": "TASK_NOT_FOUND", "message": format!("Task {id} not found.")})
 }
 
 fn success(message: String, data: Value) -> Value {
@@ -156,130 +159,199 @@ fn task_json(task: &Task) -> Value {
     })
 }
 
+/// Reads and checks the model's raw JSON `arguments` for tool `name`.
+fn op(name: &str, arguments: &str) -> Result<Op, Refusal> {
+    Ok(match name {
+        "add_task" => {
+            let args: AddArgs = parse(arguments)?;
+            Op::Add {
+                title: title(&args.title)?.to_owned(),
+                description: description(args.description.as_deref().unwrap_or(""))?.to_owned(),
+            }
+        }
+        "list_tasks" => {
+            let args: ListArgs = parse(arguments)?;
+            Op::List(match args.status.as_deref() {
+                None | Some("all") => StatusFilter::All,
+                Some("pending") => StatusFilter::Pending,
+                Some("completed") => StatusFilter::Completed,
+                Some(other) => {
+                    return Err(validation_error(format!(
+                        "status must be all, pending or completed, not {other:?}."
+                    )));
+                }
+            })
+        }
+        "complete_task" => Op::Complete(parse::<TaskIdArgs>(arguments)?.task_id),
+        "delete_task" => Op::Delete(parse::<TaskIdArgs>(arguments)?.task_id),
+        "update_task" => {
+            let args: UpdateArgs = parse(arguments)?;
+            if args.title.is_none() && args.description.is_none() {
+                return Err(validation_error(
+                    "Give a new title, a new description, or both.",
+                ));
+            }
+            Op::Update {
+                id: args.task_id,
+                title: args
+                    .title
+                    .as_deref()
+                    .map(title)
+                    .transpose()?
+                    .map(str::to_owned),
+                description: args
+                    .description
+                    .as_deref()
+                    .map(description)
+                    .transpose()?
+                    .map(str::to_owned),
+            }
+        }
+        _ => return Err(validation_error(format!("Unknown tool {name:?}."))),
+    })
+}
+
+/// The tool's result, built from the rows its effect returned (fresh or from the journal).
+fn answer(op: &Op, rows: &[Value]) -> Result<Value, DbError> {
+    let one = || -> Result<Option<Task>, DbError> {
+        Ok(tasks::read_rows::<Task>(rows)?.into_iter().next())
+    };
+    Ok(match op {
+        Op::Add { .. } => {
+            let task = one()?.ok_or_else(|| DbError::Invariant("insert returned no row".into()))?;
+            success(
+                format!("Added task {}: {}", task.id, task.title),
+                json!({"task": task_json(&task)}),
+            )
+        }
+        Op::List(_) => {
+            let listed: Vec<tasks::Listed> = tasks::read_rows(rows)?;
+            let total = listed.first().map_or(0, |l| l.total);
+            let shown = listed.len() as i64;
+            let has_more = total > shown;
+            let message = if has_more {
+                format!("Showing the newest {shown} of {total} tasks; there are more.")
+            } else {
+                format!("Found {shown} task(s).")
+            };
+            success(
+                message,
+                json!({
+                    "tasks": listed.iter().map(|l| task_json(&l.task)).collect::<Vec<_>>(),
+                    "total": total,
+                    "has_more": has_more,
+                }),
+            )
+        }
+        Op::Complete(id) => match tasks::read_rows::<tasks::Completed>(rows)?.pop() {
+            None => not_found(*id),
+            Some(done) => {
+                let message = if done.was_completed {
+                    format!("Task {} was already completed.", done.task.id)
+                } else {
+                    format!("Marked task {} as completed.", done.task.id)
+                };
+                success(
+                    message,
+                    json!({"task": task_json(&done.task), "already_completed": done.was_completed}),
+                )
+            }
+        },
+        Op::Delete(id) => match one()? {
+            None => not_found(*id),
+            Some(task) => success(
+                format!("Deleted task {}.", task.id),
+                json!({"task": task_json(&task)}),
+            ),
+        },
+        Op::Update { id, .. } => match one()? {
+            None => not_found(*id),
+            Some(task) => success(
+                format!("Updated task {}.", task.id),
+                json!({"task": task_json(&task)}),
+            ),
+        },
+    })
+}
+
 /// Runs tool calls for exactly one user over one database connection.
 pub struct TaskTools<'a> {
-    client: &'a tokio_postgres::Client,
+    client: &'a Client,
     user: &'a UserId,
 }
 
 impl<'a> TaskTools<'a> {
     /// An executor bound to `user`.
-    pub fn new(client: &'a tokio_postgres::Client, user: &'a UserId) -> Self {
+    pub fn new(client: &'a Client, user: &'a UserId) -> Self {
         Self { client, user }
     }
 
-    /// Runs tool `name` with the model's raw JSON `arguments` and returns its result object.
+    /// Runs tool `name` with the model's raw JSON `arguments` and returns its result object;
+    /// with `journal`, the effect and its record in the turn journal commit together.
     /// Bad input becomes a `VALIDATION_ERROR` result; only database failures are errors.
-    pub async fn call(&self, name: &str, arguments: &str) -> Result<Value, DbError> {
-        match self.dispatch(name, arguments).await {
-            Ok(result) | Err(Failure::Refused(result)) => Ok(result),
-            Err(Failure::Db(e)) => Err(e),
-        }
-    }
-
-    async fn dispatch(&self, name: &str, arguments: &str) -> Result<Value, Failure> {
-        match name {
-            "add_task" => self.add(parse(arguments)?).await,
-            "list_tasks" => self.list(parse(arguments)?).await,
-            "complete_task" => self.complete(parse(arguments)?).await,
-            "delete_task" => self.delete(parse(arguments)?).await,
-            "update_task" => self.update(parse(arguments)?).await,
-            _ => Err(validation_error(format!("Unknown tool {name:?}."))),
-        }
-    }
-
-    async fn add(&self, args: AddArgs) -> Result<Value, Failure> {
-        let title = title(&args.title)?;
-        let description = description(args.description.as_deref().unwrap_or(""))?;
-        let task = tasks::add(self.client, self.user, title, description).await?;
-        Ok(success(
-            format!("Added task {}: {}", task.id, task.title),
-            json!({"task": task_json(&task)}),
-        ))
-    }
-
-    async fn list(&self, args: ListArgs) -> Result<Value, Failure> {
-        let filter = match args.status.as_deref() {
-            None | Some("all") => StatusFilter::All,
-            Some("pending") => StatusFilter::Pending,
-            Some("completed") => StatusFilter::Completed,
-            Some(other) => {
-                return Err(validation_error(format!(
-                    "status must be all, pending or completed, not {other:?}."
-                )));
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: &str,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Value, DbError> {
+        let op = match op(name, arguments) {
+            Ok(op) => op,
+            Err(refusal) => {
+                if let Some(journal) = journal {
+                    tasks::record_refusal(self.client, journal, &refusal).await?;
+                }
+                return Ok(refusal);
             }
         };
-        let page = tasks::list(self.client, self.user, filter, LIST_LIMIT).await?;
-        let shown = page.tasks.len() as i64;
-        let has_more = page.total > shown;
-        let message = if has_more {
-            format!(
-                "Showing the newest {shown} of {} tasks; there are more.",
-                page.total
-            )
-        } else {
-            format!("Found {shown} task(s).")
-        };
-        Ok(success(
-            message,
-            json!({
-                "tasks": page.tasks.iter().map(task_json).collect::<Vec<_>>(),
-                "total": page.total,
-                "has_more": has_more,
-            }),
-        ))
+        let rows = self.effect(&op, journal).await?;
+        answer(&op, &rows)
     }
 
-    async fn complete(&self, args: TaskIdArgs) -> Result<Value, Failure> {
-        let (task, already) = tasks::complete(self.client, self.user, args.task_id)
-            .await?
-            .ok_or_else(|| not_found(args.task_id))?;
-        let message = if already {
-            format!("Task {} was already completed.", task.id)
-        } else {
-            format!("Marked task {} as completed.", task.id)
-        };
-        Ok(success(
-            message,
-            json!({"task": task_json(&task), "already_completed": already}),
-        ))
-    }
-
-    async fn delete(&self, args: TaskIdArgs) -> Result<Value, Failure> {
-        let task = tasks::delete(self.client, self.user, args.task_id)
-            .await?
-            .ok_or_else(|| not_found(args.task_id))?;
-        Ok(success(
-            format!("Deleted task {}.", task.id),
-            json!({"task": task_json(&task)}),
-        ))
-    }
-
-    async fn update(&self, args: UpdateArgs) -> Result<Value, Failure> {
-        if args.title.is_none() && args.description.is_none() {
-            return Err(validation_error(
-                "Give a new title, a new description, or both.",
-            ));
+    /// The result of a call recorded in the turn journal with `outcome`, without running it.
+    pub fn replay(name: &str, arguments: &str, outcome: &Value) -> Result<Value, DbError> {
+        if let Some(result) = outcome.get("result") {
+            return Ok(result.clone());
         }
-        let new_title = args.title.as_deref().map(title).transpose()?;
-        let new_description = args.description.as_deref().map(description).transpose()?;
-        let task = tasks::update(
-            self.client,
-            self.user,
-            args.task_id,
-            new_title,
-            new_description,
-        )
-        .await?
-        .ok_or_else(|| not_found(args.task_id))?;
-        Ok(success(
-            format!("Updated task {}.", task.id),
-            json!({"task": task_json(&task)}),
-        ))
+        let op = op(name, arguments)
+            .map_err(|_| DbError::Invariant(format!("recorded {name} call does not parse")))?;
+        let rows = outcome["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        answer(&op, rows)
+    }
+
+    async fn effect(
+        &self,
+        op: &Op,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Vec<Value>, DbError> {
+        let (client, user) = (self.client, self.user);
+        match op {
+            Op::Add { title, description } => {
+                tasks::add(client, user, title, description, journal).await
+            }
+            Op::List(filter) => tasks::list(client, user, *filter, LIST_LIMIT, journal).await,
+            Op::Complete(id) => tasks::complete(client, user, *id, journal).await,
+            Op::Delete(id) => tasks::delete(client, user, *id, journal).await,
+            Op::Update {
+                id,
+                title,
+                description,
+            } => {
+                tasks::update(
+                    client,
+                    user,
+                    *id,
+                    title.as_deref(),
+                    description.as_deref(),
+                    journal,
+                )
+                .await
+            }
+        }
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, Failure> {
+fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, Refusal> {
     // Some models send "" for a tool without arguments.
     let arguments = if arguments.trim().is_empty() {
         "{}"
@@ -290,7 +362,7 @@ fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, Failure> {
         .map_err(|e| validation_error(format!("Invalid arguments: {e}.")))
 }
 
-fn title(raw: &str) -> Result<&str, Failure> {
+fn title(raw: &str) -> Result<&str, Refusal> {
     let title = raw.trim();
     if title.contains('\0') {
         return Err(validation_error("title must not contain NUL characters."));
@@ -304,7 +376,7 @@ fn title(raw: &str) -> Result<&str, Failure> {
     }
 }
 
-fn description(raw: &str) -> Result<&str, Failure> {
+fn description(raw: &str) -> Result<&str, Refusal> {
     let description = raw.trim();
     if description.contains('\0') {
         return Err(validation_error(

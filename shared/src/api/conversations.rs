@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     app::App,
-    db::{self, DbError, conversations::Conversation, messages::StoredMessage},
+    db::{self, conversations::Conversation, messages::StoredMessage},
     http::{self, ApiError},
     input,
 };
@@ -37,7 +37,7 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
         let user = http::authenticate(&app.verifier, &req).await?;
         let limit = input::bounded_int(query(&req, "limit"), "limit", 20, 1, 100)?;
         let offset = input::bounded_int(query(&req, "offset"), "offset", 0, 0, i32::MAX.into())?;
-        let client = app.db.get().await.map_err(DbError::from)?;
+        let client = app.db.get().await?;
         let page = db::conversations::list(&client, &user, limit, offset).await?;
         Ok(http::json_response(
             StatusCode::OK,
@@ -59,7 +59,7 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
         let user = http::authenticate(&app.verifier, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let limit = input::bounded_int(query(&req, "limit"), "limit", 100, 1, 200)?;
-        let client = app.db.get().await.map_err(DbError::from)?;
+        let client = app.db.get().await?;
         let conversation = db::conversations::get(&client, &user, id)
             .await?
             .ok_or(ApiError::ConversationNotFound)?;
@@ -84,7 +84,7 @@ pub async fn delete(app: &App, req: Request) -> Response<Body> {
     http::serve("delete_conversation", req, |req| async move {
         let user = http::authenticate(&app.verifier, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
-        let client = app.db.get().await.map_err(DbError::from)?;
+        let client = app.db.get().await?;
         if !db::conversations::delete(&client, &user, id).await? {
             return Err(ApiError::ConversationNotFound);
         }

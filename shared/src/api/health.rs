@@ -3,16 +3,12 @@
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 
-use crate::{
-    app::App,
-    db::{self, DbError},
-    http,
-};
+use crate::{app::App, db, http};
 
 /// Answers `{"status": "ok"}` when a pooled connection answers a query.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("health", req, |_req| async move {
-        let client = app.db.get().await.map_err(DbError::from)?;
+        let client = app.db.get().await?;
         db::ping(&client).await?;
         Ok(http::json_response(
             StatusCode::OK,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio_postgres::{Row, types::Type};
 use uuid::Uuid;
 
-use super::DbError;
+use super::{Client, DbError};
 use crate::auth::UserId;
 
 /// A conversation as listed and shown.
@@ -47,14 +47,14 @@ pub struct ConversationPage {
 
 /// `user`'s conversations, most recently updated first (ties broken by id), in one round trip.
 pub async fn list(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     limit: i64,
     offset: i64,
 ) -> Result<ConversationPage, DbError> {
     // The outer LEFT JOIN yields one row even past the last page, so `total` always arrives.
     let rows = client
-        .query_typed(
+        .query(
             "WITH page AS (
                  SELECT id, title, message_count, created_at, updated_at
                  FROM conversations
@@ -83,12 +83,12 @@ pub async fn list(
 
 /// `user`'s conversation `id`; `None` when it is missing or someone else's.
 pub async fn get(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     id: Uuid,
 ) -> Result<Option<Conversation>, DbError> {
     let rows = client
-        .query_typed(
+        .query(
             "SELECT id, title, message_count, created_at, updated_at
              FROM conversations WHERE id = $1 AND user_id = $2",
             &[(&id, Type::UUID), (&user.as_str(), Type::TEXT)],
@@ -99,13 +99,9 @@ pub async fn get(
 
 /// Deletes `user`'s conversation `id` and, by cascade in the same statement, its messages.
 /// Returns whether anything was deleted.
-pub async fn delete(
-    client: &tokio_postgres::Client,
-    user: &UserId,
-    id: Uuid,
-) -> Result<bool, DbError> {
+pub async fn delete(client: &Client, user: &UserId, id: Uuid) -> Result<bool, DbError> {
     let rows = client
-        .query_typed(
+        .query(
             "DELETE FROM conversations WHERE id = $1 AND user_id = $2 RETURNING id",
             &[(&id, Type::UUID), (&user.as_str(), Type::TEXT)],
         )

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::DbError;
+use super::{Client, DbError};
 use crate::auth::UserId;
 
 /// Who wrote a message.
@@ -58,14 +58,14 @@ pub struct StoredMessage {
 
 /// The messages of `user`'s conversation numbered `seq_from..=seq_to`, oldest first.
 pub async fn range(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     conversation_id: Uuid,
     seq_from: i32,
     seq_to: i32,
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
-        .query_typed(
+        .query(
             "SELECT id, role, content, tool_calls, created_at FROM messages
              WHERE conversation_id = $1 AND user_id = $2 AND seq BETWEEN $3 AND $4
              ORDER BY seq",
@@ -83,14 +83,14 @@ pub async fn range(
 /// Up to `limit` messages of `user`'s conversation stored just before message `before`,
 /// oldest first.
 pub async fn preceding(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     conversation_id: Uuid,
     before: Uuid,
     limit: i32,
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
-        .query_typed(
+        .query(
             "WITH anchor AS (
                  SELECT seq FROM messages
                  WHERE id = $3 AND conversation_id = $1 AND user_id = $2

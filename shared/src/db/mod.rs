@@ -1,32 +1,53 @@
 //! Postgres access: the connection pool, migrations and one module of queries per table.
 //!
-//! Every query goes through `query_typed`, which sends an unnamed statement in a single
-//! round trip, so nothing depends on prepared statements surviving between transactions
-//! (Neon's pooler runs in transaction mode).
+//! Every query goes through [`Client::query`]: an unnamed statement in a single round trip,
+//! so nothing depends on prepared statements surviving between transactions (Neon's pooler
+//! runs in transaction mode), and every wait is bounded, so a database that stops answering
+//! (or a pooler that queues queries for it) costs a request seconds, never its whole timeout.
 
 pub mod conversations;
 pub mod messages;
 pub mod tasks;
 pub mod turns;
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use deadpool_postgres::{
-    Hook, HookError, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime,
+    Hook, HookError, Manager, ManagerConfig, Object, PoolError, RecyclingMethod, Runtime,
 };
 use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::{Row, types::ToSql, types::Type};
 
-/// The connection pool, built once per cold start.
-pub type Pool = deadpool_postgres::Pool;
-/// One pooled connection.
-pub type Client = deadpool_postgres::Client;
-
-/// How long to wait for a connection before calling the database unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A pooled connection unused for longer than this is checked with an empty query before
 /// reuse. Lambda freezes the process between invocations and Neon closes idle connections,
 /// so such a connection may have died unnoticed; back-to-back requests skip the round trip.
 const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// How long that check may take: a live connection answers an empty query in a round trip.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a cancel request for an overrunning statement may take.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Bounds on every database wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Getting a usable connection: waiting for a pool slot, verifying an idle one, opening a
+    /// new one (TCP, TLS, auth; long enough for a suspended Neon compute to wake).
+    pub acquire: Duration,
+    /// One statement, from sending it to its last row.
+    pub statement: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            acquire: Duration::from_secs(5),
+            statement: Duration::from_secs(3),
+        }
+    }
+}
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -35,7 +56,8 @@ mod embedded {
 /// A database failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The server cannot be reached or the connection broke: worth retrying later.
+    /// The server cannot be reached, the connection broke or a wait ran out: worth retrying
+    /// later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The server rejected a statement: a bug or a broken invariant.
@@ -84,32 +106,142 @@ impl From<PoolError> for DbError {
     }
 }
 
+/// The connection pool, built once per cold start; every wait it hands out is bounded.
+pub struct Pool {
+    inner: deadpool_postgres::Pool,
+    tls: MakeTlsConnector,
+    timeouts: Timeouts,
+}
+
 /// Builds the pool; no connection is opened until the first request needs one.
-pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbError> {
+/// `tls` is the process's one TLS connector (its CA store is loaded once per cold start).
+pub fn pool(
+    database_url: &str,
+    max_size: usize,
+    tls: native_tls::TlsConnector,
+    timeouts: Timeouts,
+) -> Result<Pool, DbError> {
     let mut pg: tokio_postgres::Config = database_url
         .parse()
         .map_err(|e| DbError::Setup(format!("DATABASE_URL does not parse: {e}")))?;
-    pg.connect_timeout(CONNECT_TIMEOUT);
+    pg.connect_timeout(timeouts.acquire);
     // TLS is used when the URL's sslmode asks for it (Neon: sslmode=require).
-    let tls = native_tls::TlsConnector::new()
-        .map_err(|e| DbError::Setup(format!("TLS setup failed: {e}")))?;
+    let tls = MakeTlsConnector::new(tls);
     let manager = Manager::from_config(
         pg,
-        MakeTlsConnector::new(tls),
+        tls.clone(),
         // Drops connections known to be closed; `verify_if_idle` checks the doubtful ones.
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let inner = deadpool_postgres::Pool::builder(manager)
         .pre_recycle(verify_if_idle())
         .max_size(max_size.max(1))
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(CONNECT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(CONNECT_TIMEOUT))
         .build()
-        .map_err(|e| DbError::Setup(e.to_string()))
+        .map_err(|e| DbError::Setup(e.to_string()))?;
+    Ok(Pool {
+        inner,
+        tls,
+        timeouts,
+    })
+}
+
+impl Pool {
+    /// A usable connection within [`Timeouts::acquire`], or `Unavailable`.
+    pub async fn get(&self) -> Result<Client, DbError> {
+        match tokio::time::timeout(self.timeouts.acquire, self.inner.get()).await {
+            Ok(Ok(object)) => Ok(Client {
+                object: Some(object),
+                tls: self.tls.clone(),
+                statement_timeout: self.timeouts.statement,
+                broken: AtomicBool::new(false),
+            }),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(DbError::Unavailable(format!(
+                "no connection within {:?}",
+                self.timeouts.acquire
+            ))),
+        }
+    }
+
+    /// The bounds this pool applies.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+}
+
+/// One pooled connection. A statement that overruns [`Timeouts::statement`] is cancelled on
+/// the server and the connection is discarded when dropped, never handed out again: it may
+/// be silent, or still busy with the cancelled statement.
+pub struct Client {
+    object: Option<Object>,
+    tls: MakeTlsConnector,
+    statement_timeout: Duration,
+    broken: AtomicBool,
+}
+
+impl Client {
+    fn raw(&self) -> &tokio_postgres::Client {
+        self.object.as_ref().expect("present until dropped")
+    }
+
+    /// Runs one unnamed statement (a single round trip; no prepared statement outlives it,
+    /// as Neon's transaction-mode pooler requires) within the statement timeout.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, DbError> {
+        if self.is_broken() {
+            return Err(DbError::Unavailable("connection already failed".into()));
+        }
+        match tokio::time::timeout(self.statement_timeout, self.raw().query_typed(sql, params))
+            .await
+        {
+            Ok(rows) => rows.map_err(|e| {
+                let e = DbError::from(e);
+                if matches!(e, DbError::Unavailable(_)) {
+                    self.broken.store(true, Ordering::Relaxed);
+                }
+                e
+            }),
+            Err(_) => {
+                self.broken.store(true, Ordering::Relaxed);
+                let token = self.raw().cancel_token();
+                let cancel = token.cancel_query(self.tls.clone());
+                if let Ok(Err(e)) = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
+                    tracing::warn!(error = %e, "could not cancel an overrunning statement");
+                }
+                Err(DbError::Unavailable(format!(
+                    "statement took over {:?}",
+                    self.statement_timeout
+                )))
+            }
+        }
+    }
+
+    /// Whether this connection failed and will be discarded.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
+    /// The raw connection, for migrations (which run their own transactions).
+    pub fn raw_mut(&mut self) -> &mut tokio_postgres::Client {
+        self.object.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take()
+            && self.broken.load(Ordering::Relaxed)
+        {
+            // Out of the pool for good; dropping it closes the socket.
+            drop(Object::take(object));
+        }
+    }
 }
 
 /// A hook that sends an empty query on a connection idle for longer than
@@ -120,7 +252,7 @@ fn verify_if_idle() -> Hook {
             if metrics.last_used() < VERIFY_AFTER_IDLE {
                 return Ok(());
             }
-            match tokio::time::timeout(CONNECT_TIMEOUT, client.simple_query("")).await {
+            match tokio::time::timeout(VERIFY_TIMEOUT, client.simple_query("")).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(HookError::Backend(e)),
                 Err(_) => Err(HookError::message("connection check timed out")),
@@ -133,7 +265,7 @@ fn verify_if_idle() -> Hook {
 pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
     let mut client = pool.get().await?;
     let report = embedded::migrations::runner()
-        .run_async(&mut **client)
+        .run_async(client.raw_mut())
         .await
         .map_err(|e| DbError::Setup(format!("migration failed: {e}")))?;
     Ok(report
@@ -144,7 +276,7 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
 }
 
 /// One round trip to check the server answers.
-pub async fn ping(client: &tokio_postgres::Client) -> Result<(), DbError> {
-    client.query_typed("SELECT 1", &[]).await?;
+pub async fn ping(client: &Client) -> Result<(), DbError> {
+    client.query("SELECT 1", &[]).await?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 //!   the conversation's turn lease, store the user message (and the idempotency record);
 //! - [`resume`]: take the lease again for a keyed turn whose earlier attempt failed;
 //! - [`finish`]: store the assistant message and release the lease;
-//! - [`fail`]: release the lease and mark the keyed turn failed.
+//! - [`fail`]: release the lease and mark the keyed turn failed;
+//! - [`journal`]: what a keyed turn's tools already did (written by [`super::tasks`]).
 //!
 //! The lease is a row-level claim with an expiry, never a transaction or session lock held
 //! across the LLM call (Neon's pooler runs in transaction mode).
@@ -17,7 +18,7 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::DbError;
+use super::{Client, DbError};
 use crate::{auth::UserId, llm::Usage};
 
 /// Limits a turn is started under.
@@ -66,17 +67,23 @@ pub enum Begin {
     Full,
 }
 
-// Counts one turn in the user's current one-minute window; yields no row when the window
-// is full. The row lock on the user's row makes concurrent counts exact.
-const RATE_CTE: &str = "rate AS (
+// Counts one turn in the user's current one-minute window for each row of `source` (none or
+// one); yields no row when the window is full. The row lock on the user's row makes
+// concurrent counts exact. Only a turn that can start is counted: a request refused for a
+// missing, busy or full conversation never uses up the user's minute.
+fn rate_cte(source: &str) -> String {
+    format!(
+        "rate AS (
     INSERT INTO rate_limits AS r (user_id, window_start, count)
-    VALUES ($1, date_trunc('minute', now()), 1)
+    SELECT $1, date_trunc('minute', now()), 1 {source}
     ON CONFLICT (user_id) DO UPDATE
         SET window_start = EXCLUDED.window_start,
             count = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.count + 1 ELSE 1 END
         WHERE r.window_start <> EXCLUDED.window_start OR r.count < $2
     RETURNING count
-)";
+)"
+    )
+}
 
 const RETRY_AFTER: &str =
     "ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8";
@@ -89,16 +96,16 @@ fn retry_after(row: &tokio_postgres::Row) -> Begin {
 
 /// Starts a turn in a new conversation `conversation_id` titled `title`.
 pub async fn begin_new(
-    client: &tokio_postgres::Client,
+    client: &Client,
     turn: NewTurn<'_>,
     conversation_id: Uuid,
     title: &str,
 ) -> Result<Begin, DbError> {
     let (key, hash) = turn.idempotency.unzip();
     let row = client
-        .query_typed(
+        .query(
             &format!(
-                "WITH {RATE_CTE},
+                "WITH {},
                  conversation AS (
                      INSERT INTO conversations
                          (id, user_id, title, message_count, turn_lease_id, turn_lease_until)
@@ -116,7 +123,8 @@ pub async fn begin_new(
                      SELECT $5, $1, $9, $10, $3, id, 'running' FROM message
                      WHERE $9::text IS NOT NULL
                  )
-                 SELECT EXISTS (SELECT 1 FROM message) AS started, {RETRY_AFTER} AS retry_after"
+                 SELECT EXISTS (SELECT 1 FROM message) AS started, {RETRY_AFTER} AS retry_after",
+                rate_cte("")
             ),
             &[
                 (&turn.user.as_str(), Type::TEXT),
@@ -142,18 +150,21 @@ pub async fn begin_new(
 
 /// Starts a turn in `user`'s existing conversation `conversation_id`.
 pub async fn begin_existing(
-    client: &tokio_postgres::Client,
+    client: &Client,
     turn: NewTurn<'_>,
     conversation_id: Uuid,
 ) -> Result<Begin, DbError> {
     let (key, hash) = turn.idempotency.unzip();
     let rows = client
-        .query_typed(
+        .query(
             &format!(
-                "WITH {RATE_CTE},
-                 existing AS (
-                     SELECT message_count FROM conversations WHERE id = $3 AND user_id = $1
+                "WITH existing AS (
+                     SELECT message_count,
+                            (turn_lease_until IS NULL OR turn_lease_until < now()) AS free
+                     FROM conversations WHERE id = $3 AND user_id = $1
                  ),
+                 eligible AS (SELECT 1 FROM existing WHERE free AND message_count + 2 <= $6),
+                 {},
                  claimed AS (
                      UPDATE conversations c
                      SET message_count = c.message_count + 1, updated_at = now(),
@@ -175,10 +186,12 @@ pub async fn begin_existing(
                      SELECT $4, $1, $9, $10, $3, id, 'running' FROM message
                      WHERE $9::text IS NOT NULL
                  )
-                 SELECT EXISTS (SELECT 1 FROM rate) AS admitted,
+                 SELECT EXISTS (SELECT 1 FROM eligible) AS eligible,
+                        EXISTS (SELECT 1 FROM rate) AS admitted,
                         EXISTS (SELECT 1 FROM message) AS started,
                         (SELECT message_count FROM existing) AS message_count,
-                        {RETRY_AFTER} AS retry_after"
+                        {RETRY_AFTER} AS retry_after",
+                rate_cte("FROM eligible")
             ),
             &[
                 (&turn.user.as_str(), Type::TEXT),
@@ -198,7 +211,7 @@ pub async fn begin_existing(
     let message_count: Option<i32> = row.get("message_count");
     Ok(if row.get("started") {
         Begin::Started
-    } else if !row.get::<_, bool>("admitted") {
+    } else if row.get::<_, bool>("eligible") && !row.get::<_, bool>("admitted") {
         retry_after(row)
     } else {
         match message_count {
@@ -211,16 +224,21 @@ pub async fn begin_existing(
 
 /// Takes the lease again for the keyed turn `turn_id`, whose user message is already stored.
 pub async fn resume(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     turn_id: Uuid,
     conversation_id: Uuid,
     limits: TurnLimits,
 ) -> Result<Begin, DbError> {
     let rows = client
-        .query_typed(
+        .query(
             &format!(
-                "WITH {RATE_CTE},
+                "WITH eligible AS (
+                     SELECT 1 FROM conversations
+                     WHERE id = $4 AND user_id = $1
+                       AND (turn_lease_until IS NULL OR turn_lease_until < now())
+                 ),
+                 {},
                  claimed AS (
                      UPDATE conversations c
                      SET turn_lease_id = $3, turn_lease_until = now() + make_interval(secs => $5)
@@ -233,9 +251,11 @@ pub async fn resume(
                      UPDATE turns SET status = 'running', updated_at = now()
                      WHERE id = $3 AND EXISTS (SELECT 1 FROM claimed)
                  )
-                 SELECT EXISTS (SELECT 1 FROM rate) AS admitted,
+                 SELECT EXISTS (SELECT 1 FROM eligible) AS eligible,
+                        EXISTS (SELECT 1 FROM rate) AS admitted,
                         EXISTS (SELECT 1 FROM claimed) AS started,
-                        {RETRY_AFTER} AS retry_after"
+                        {RETRY_AFTER} AS retry_after",
+                rate_cte("FROM eligible")
             ),
             &[
                 (&user.as_str(), Type::TEXT),
@@ -249,7 +269,7 @@ pub async fn resume(
     let row = single(&rows)?;
     Ok(if row.get("started") {
         Begin::Started
-    } else if !row.get::<_, bool>("admitted") {
+    } else if row.get::<_, bool>("eligible") && !row.get::<_, bool>("admitted") {
         retry_after(row)
     } else {
         Begin::Busy
@@ -274,7 +294,7 @@ pub struct Reply<'a> {
 /// Stores the reply and releases the lease in one statement; `None` when the conversation
 /// was deleted (or the lease lost) meanwhile.
 pub async fn finish(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     turn_id: Uuid,
     conversation_id: Uuid,
@@ -284,7 +304,7 @@ pub async fn finish(
     let completion_tokens = i32::try_from(reply.usage.completion_tokens).unwrap_or(i32::MAX);
     let latency_ms = i32::try_from(reply.llm_latency.as_millis()).unwrap_or(i32::MAX);
     let rows = client
-        .query_typed(
+        .query(
             "WITH released AS (
                  UPDATE conversations
                  SET message_count = message_count + 1, updated_at = now(),
@@ -321,13 +341,9 @@ pub async fn finish(
 
 /// Releases the lease after a failed turn and marks its keyed record failed, so a retry can
 /// resume it.
-pub async fn fail(
-    client: &tokio_postgres::Client,
-    turn_id: Uuid,
-    conversation_id: Uuid,
-) -> Result<(), DbError> {
+pub async fn fail(client: &Client, turn_id: Uuid, conversation_id: Uuid) -> Result<(), DbError> {
     client
-        .query_typed(
+        .query(
             "WITH released AS (
                  UPDATE conversations SET turn_lease_id = NULL, turn_lease_until = NULL
                  WHERE id = $1 AND turn_lease_id = $2
@@ -378,12 +394,12 @@ pub enum KeyedState {
 
 /// The turn `user` sent with `key`, if any.
 pub async fn find_keyed(
-    client: &tokio_postgres::Client,
+    client: &Client,
     user: &UserId,
     key: &str,
 ) -> Result<Option<KeyedTurn>, DbError> {
     let rows = client
-        .query_typed(
+        .query(
             "SELECT t.id, t.request_hash, t.status, t.conversation_id, t.user_message_id,
                     um.content AS user_message,
                     coalesce(c.turn_lease_id = t.id AND c.turn_lease_until > now(), false)
@@ -419,6 +435,39 @@ pub async fn find_keyed(
             state,
         }
     }))
+}
+
+/// A tool call recorded in the turn journal.
+#[derive(Debug, Clone)]
+pub struct RecordedStep {
+    /// The model round, from 0.
+    pub round: i32,
+    /// The call's place in its round, from 0.
+    pub call_index: i32,
+    /// The model's whole message for the round (on the round's first call only).
+    pub round_message: Option<Value>,
+    /// What the effect returned, or the refusal the model was given.
+    pub outcome: Value,
+}
+
+/// The journal of `turn_id`, in the order the calls ran.
+pub async fn journal(client: &Client, turn_id: Uuid) -> Result<Vec<RecordedStep>, DbError> {
+    let rows = client
+        .query(
+            "SELECT round, call_index, round_message, outcome FROM turn_steps
+             WHERE turn_id = $1 ORDER BY round, call_index",
+            &[(&turn_id, Type::UUID)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| RecordedStep {
+            round: row.get("round"),
+            call_index: row.get("call_index"),
+            round_message: row.get("round_message"),
+            outcome: row.get("outcome"),
+        })
+        .collect())
 }
 
 fn single(rows: &[tokio_postgres::Row]) -> Result<&tokio_postgres::Row, DbError> {

@@ -9,5 +9,6 @@ mod conversations;
 mod dev_server;
 mod events;
 mod helpers;
+mod journal;
 mod reliability;
 mod security;

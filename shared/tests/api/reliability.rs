@@ -488,3 +488,51 @@ async fn an_expired_lease_from_a_crashed_turn_does_not_block_the_conversation() 
 
     assert_eq!(res.status, 200, "{}", res.body);
 }
+
+#[tokio::test]
+async fn turns_refused_before_they_start_do_not_use_up_the_users_minute() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_PER_MINUTE", "3")]).await;
+    app.llm_replies("ok").await;
+    wait_unless_a_minute_boundary_is_near(&app).await;
+    let first = app
+        .chat_with_key("alice", "key-1", json!({"message": "first"}))
+        .await;
+    let conversation_id = first.body["conversation_id"].as_str().unwrap().to_owned();
+    let next = |message: &str| json!({"message": message, "conversation_id": conversation_id});
+
+    // A stale link, a reused key and a busy conversation are all refused before a turn starts.
+    for _ in 0..3 {
+        let stale = json!({"message": "hi", "conversation_id": uuid::Uuid::new_v4()});
+        assert_eq!(app.chat("alice", stale).await.status, 404);
+    }
+    let reused = app
+        .chat_with_key("alice", "key-1", json!({"message": "other"}))
+        .await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    let db = app.db().await;
+    db.execute(
+        "UPDATE conversations SET turn_lease_id = gen_random_uuid(),
+                turn_lease_until = now() + interval '1 minute'",
+        &[],
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.chat("alice", next("busy?")).await.status, 409);
+    }
+    db.execute(
+        "UPDATE conversations SET turn_lease_id = NULL, turn_lease_until = NULL",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let second = app.chat("alice", next("second")).await;
+    let third = app.chat("alice", next("third")).await;
+    let fourth = app.chat("alice", next("fourth")).await;
+
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(third.status, 200, "{}", third.body);
+    assert_eq!(fourth.status, 429, "the limit still holds: {}", fourth.body);
+}
