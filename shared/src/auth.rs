@@ -25,6 +25,13 @@ use tokio::{sync::Mutex, time::Instant};
 const LEEWAY_SECS: u64 = 30;
 /// Least time between two fetches of the key set, however many unknown `kid`s arrive.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long keys are trusted when the key set's response names no lifetime (`max-age`).
+const JWKS_DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Bounds on a lifetime the key set names.
+const JWKS_LIFETIME_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+/// After a failed fetch, requests answer `auth_unavailable` this long before the next try.
+const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// Longest wait for the key set.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -97,8 +104,13 @@ struct JwksCache {
 
 #[derive(Default)]
 struct JwksState {
-    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    keys: Keyring,
+    /// When the keys were last fetched successfully.
     fetched_at: Option<Instant>,
+    /// Until when they may be used (the response's cache lifetime).
+    usable_until: Option<Instant>,
+    /// When the last fetch failed, if it did.
+    failed_at: Option<Instant>,
 }
 
 enum Keys {
@@ -186,35 +198,60 @@ impl Verifier {
 }
 
 impl JwksCache {
-    /// The key (and its algorithm) the token's `kid` names, refetching the set at most once
-    /// a minute when the `kid` is unknown.
+    /// The key (and its algorithm) the token's `kid` names. The set is fetched when the keys
+    /// outlived their cache lifetime (so a removed key stops verifying), and at most once a
+    /// minute when the `kid` is unknown. While the keys cannot be had, tokens are not refused
+    /// as invalid: the answer is `KeysUnavailable` (503), retried after a short pause.
     async fn key_for(&self, token: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Unauthorized)?;
+        let kid = header.kid.as_deref();
         let mut state = self.state.lock().await;
-        let stale = state
+        let now = Instant::now();
+        let expired = state.usable_until.is_none_or(|until| now >= until);
+        let may_refetch = state
             .fetched_at
-            .is_none_or(|at| at.elapsed() >= JWKS_REFETCH_INTERVAL);
-        if find(&state.keys, header.kid.as_deref()).is_none() && stale {
-            state.fetched_at = Some(Instant::now());
-            state.keys = self.fetch().await?;
+            .is_none_or(|at| now - at >= JWKS_REFETCH_INTERVAL);
+        if expired || (find(&state.keys, kid).is_none() && may_refetch) {
+            if state
+                .failed_at
+                .is_some_and(|at| now - at < JWKS_RETRY_AFTER_FAILURE)
+            {
+                return Err(AuthError::KeysUnavailable(
+                    "the key set could not be fetched a moment ago".into(),
+                ));
+            }
+            match self.fetch().await {
+                Ok((keys, lifetime)) => {
+                    *state = JwksState {
+                        keys,
+                        fetched_at: Some(now),
+                        usable_until: Some(now + lifetime),
+                        failed_at: None,
+                    };
+                }
+                Err(e) => {
+                    state.failed_at = Some(now);
+                    return Err(e);
+                }
+            }
         }
-        find(&state.keys, header.kid.as_deref()).ok_or(AuthError::Unauthorized)
+        find(&state.keys, kid).ok_or(AuthError::Unauthorized)
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+    /// The keys in the set, and how long they may be used.
+    async fn fetch(&self) -> Result<(Keyring, Duration), AuthError> {
         let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.to_string());
-        let set: JwkSet = self
+        let response = self
             .http
             .get(&self.url)
             .timeout(JWKS_TIMEOUT)
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .json()
-            .await
             .map_err(unavailable)?;
-        let keys: HashMap<_, _> = set
+        let lifetime = cache_lifetime(response.headers());
+        let set: JwkSet = response.json().await.map_err(unavailable)?;
+        let keys: Keyring = set
             .keys
             .iter()
             .filter_map(|jwk| {
@@ -226,16 +263,35 @@ impl JwksCache {
                 ))
             })
             .collect();
-        tracing::info!(keys = keys.len(), "fetched signing keys");
-        Ok(keys)
+        tracing::info!(
+            keys = keys.len(),
+            lifetime_s = lifetime.as_secs(),
+            "fetched signing keys"
+        );
+        Ok((keys, lifetime))
     }
 }
 
+/// Keys by `kid`, with the algorithm each signs with.
+type Keyring = HashMap<String, (DecodingKey, Algorithm)>;
+
+/// The `max-age` of a key set response, within bounds; the default when it names none.
+fn cache_lifetime(headers: &HeaderMap) -> Duration {
+    let max_age = headers
+        .get(lambda_http::http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|directive| directive.trim().strip_prefix("max-age="))
+                .and_then(|secs| secs.trim().parse().ok())
+        })
+        .map(Duration::from_secs);
+    let (least, most) = JWKS_LIFETIME_BOUNDS;
+    max_age.map_or(JWKS_DEFAULT_LIFETIME, |age| age.clamp(least, most))
+}
+
 /// The key named `kid`; a token without `kid` may use a set holding a single key.
-fn find(
-    keys: &HashMap<String, (DecodingKey, Algorithm)>,
-    kid: Option<&str>,
-) -> Option<(DecodingKey, Algorithm)> {
+fn find(keys: &Keyring, kid: Option<&str>) -> Option<(DecodingKey, Algorithm)> {
     match kid {
         Some(kid) => keys.get(kid).cloned(),
         None if keys.len() == 1 => keys.values().next().cloned(),

@@ -1,7 +1,7 @@
 //! Token verification in both modes, against the chat endpoint: Better Auth's shared secret
 //! (HS256) and its JWKS (EdDSA), with issuer and audience checks.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -236,8 +236,11 @@ async fn jwks_server() -> MockServer {
 }
 
 async fn jwks_app(jwks: &MockServer) -> TestApp {
-    let url = format!("{}/api/auth/jwks", jwks.uri());
-    TestApp::spawn_with(&[("JWKS_URL", &url), ("BETTER_AUTH_SECRET", "")]).await
+    jwks_app_at(&format!("{}/api/auth/jwks", jwks.uri())).await
+}
+
+async fn jwks_app_at(url: &str) -> TestApp {
+    TestApp::spawn_with(&[("JWKS_URL", url), ("BETTER_AUTH_SECRET", "")]).await
 }
 
 #[tokio::test]
@@ -355,4 +358,76 @@ async fn an_unreachable_key_set_is_503_auth_unavailable() {
 
     assert_eq!(res.status, 503);
     assert_eq!(res.body["error"], "auth_unavailable");
+}
+
+/// A `Bearer` header with a valid EdDSA token signed by the key set's key.
+fn key_set_token() -> String {
+    format!(
+        "Bearer {}",
+        eddsa(&valid_claims(), ED_KEY, Some("test-key-1"))
+    )
+}
+
+#[tokio::test]
+async fn a_failed_first_key_set_fetch_is_503_until_a_fetch_succeeds_never_401() {
+    let jwks = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&jwks)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JWKS, "application/json"))
+        .mount(&jwks)
+        .await;
+    let app = jwks_app_at(&jwks.uri()).await;
+    app.llm_replies("ok").await;
+
+    let failed = chat_as(&app, &key_set_token()).await;
+    let right_after = chat_as(&app, &key_set_token()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let recovered = chat_as(&app, &key_set_token()).await;
+
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    assert_eq!(failed.body["error"], "auth_unavailable");
+    // A valid token is never called invalid because the keys could not be fetched.
+    assert_eq!(right_after.status, 503, "{}", right_after.body);
+    assert_eq!(right_after.body["error"], "auth_unavailable");
+    assert_eq!(recovered.status, 200, "{}", recovered.body);
+    assert_eq!(jwks.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_key_removed_from_the_set_stops_verifying_once_the_sets_cache_lifetime_ends() {
+    let jwks = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(JWKS, "application/json")
+                .insert_header("cache-control", "public, max-age=1"),
+        )
+        .up_to_n_times(1)
+        .mount(&jwks)
+        .await;
+    // The key was rotated out.
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(r#"{"keys": []}"#, "application/json")
+                .insert_header("cache-control", "public, max-age=1"),
+        )
+        .mount(&jwks)
+        .await;
+    let app = jwks_app_at(&jwks.uri()).await;
+    app.llm_replies("ok").await;
+
+    let before = chat_as(&app, &key_set_token()).await;
+    let within_lifetime = chat_as(&app, &key_set_token()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let after = chat_as(&app, &key_set_token()).await;
+
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(within_lifetime.status, 200, "{}", within_lifetime.body);
+    assert_eq!(after.status, 401, "{}", after.body);
+    assert_eq!(jwks.received_requests().await.unwrap().len(), 2);
 }
