@@ -28,6 +28,9 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 pub const HISTORY_LIMIT: i32 = 50;
 /// How much longer than the turn deadline a conversation's lease lasts.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest a failed turn spends releasing its lease, so the answer stays inside the
+/// function's timeout.
+const RELEASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 /// Characters of the first message kept as the conversation's title.
 const TITLE_CHARS: usize = 50;
 
@@ -269,9 +272,19 @@ pub async fn run_turn(
     })
 }
 
-/// Frees the conversation after a failed turn. The turn's connection may be the thing that
-/// failed, so a fresh one is tried too; if both fail, the lease simply expires.
+/// Frees the conversation after a failed turn, within [`RELEASE_BUDGET`]: the turn's
+/// connection may be the thing that failed, so a fresh one is tried too; if neither answers
+/// in time, the lease simply expires.
 async fn release(app: &App, client: db::Client, turn: &Started) {
+    if tokio::time::timeout(RELEASE_BUDGET, try_release(app, client, turn))
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not release the turn lease in time; it will expire");
+    }
+}
+
+async fn try_release(app: &App, client: db::Client, turn: &Started) {
     let conversation_id = turn.stored.conversation_id;
     if !client.is_broken()
         && db::turns::fail(&client, turn.turn_id, conversation_id)

@@ -3,7 +3,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -11,7 +10,9 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SECRET, TestApp, completion, fresh_database, tool_calls};
+use crate::helpers::{
+    SECRET, TestApp, completion, free_port, fresh_database, tool_calls, workspace,
+};
 
 /// Which model `make dev` is started with.
 enum DevLlm<'a> {
@@ -41,18 +42,6 @@ impl Drop for DevServer {
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
 impl DevServer {

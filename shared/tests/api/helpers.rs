@@ -81,11 +81,26 @@ impl TestApp {
 
     /// `POST /api/{user}/chat` as `user`.
     pub async fn chat(&self, user: &str, body: Value) -> TestResponse {
-        let request = self
-            .request(Method::POST, &format!("/api/{user}/chat"), body.to_string())
+        self.send_chat(self.chat_request(user, body)).await
+    }
+
+    /// `POST /api/{user}/chat` as `user`, served by `instance` (another app over other settings).
+    pub async fn chat_on(&self, instance: &App, user: &str, body: Value) -> TestResponse {
+        let request = self.chat_request(user, body);
+        Self::send_to(instance, todo_chat::api::chat::handle, request).await
+    }
+
+    /// `GET /health`, served by `instance`.
+    pub async fn health_on(&self, instance: &App) -> TestResponse {
+        let request = self.request(Method::GET, "/health", Body::Empty);
+        Self::send_to(instance, todo_chat::api::health::handle, request.0).await
+    }
+
+    fn chat_request(&self, user: &str, body: Value) -> Request {
+        self.request(Method::POST, &format!("/api/{user}/chat"), body.to_string())
             .bearer(&self.token(user))
-            .path_params(&[("user_id", user)]);
-        self.send_chat(request.0).await
+            .path_params(&[("user_id", user)])
+            .0
     }
 
     /// `POST /api/{user}/chat` as `user` with an `Idempotency-Key`.
@@ -538,5 +553,128 @@ impl StallingProxy {
     /// Makes every connection open now go silent.
     pub fn stall_open_connections(&self) {
         self.stall.send_replace(());
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The workspace root, where the scripts are.
+pub fn workspace() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+}
+
+/// Runs one of the workspace's scripts and returns what it printed.
+fn script(args: &[&str]) -> String {
+    let output = std::process::Command::new(workspace().join("scripts").join(args[0]))
+        .args(&args[1..])
+        .output()
+        .expect("script runs");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A Postgres cluster of the test's own (`scripts/pg.sh`), which it may stop and start;
+/// wiped when dropped.
+pub struct Cluster {
+    name: String,
+    port: u16,
+}
+
+impl Cluster {
+    /// Starts a new, empty cluster on a free port.
+    pub fn start() -> Self {
+        let cluster = Self {
+            name: format!("t{}", &Uuid::new_v4().simple().to_string()[..8]),
+            port: free_port(),
+        };
+        cluster.resume();
+        cluster
+    }
+
+    /// The cluster's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The direct URL of `database` on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates `database`.
+    pub async fn create_database(&self, database: &str) {
+        connect(&self.url("postgres"))
+            .await
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+    }
+
+    /// Stops the server, as an outage would.
+    pub fn stop(&self) {
+        script(&["pg.sh", "stop", &self.name]);
+    }
+
+    /// Starts the server again (or the first time).
+    pub fn resume(&self) {
+        script(&["pg.sh", "start", &self.name, &self.port.to_string()]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        script(&["pg.sh", "wipe", &self.name]);
+    }
+}
+
+/// A PgBouncer in front of a cluster, configured as Neon's pooled endpoint is
+/// (`scripts/pgbouncer.sh`: transaction mode, SCRAM, TLS unless asked not to); stopped when
+/// dropped.
+pub struct Bouncer {
+    name: String,
+    url: String,
+    /// The throwaway CA its certificate is signed by.
+    pub ca: String,
+}
+
+impl Bouncer {
+    /// Starts one on a free port in front of the server on `upstream_port`.
+    pub fn start(upstream_port: u16, tls: bool) -> Self {
+        let name = format!("b{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let port = free_port().to_string();
+        let upstream = upstream_port.to_string();
+        let mut args = vec!["pgbouncer.sh", "start", &name, &port, &upstream];
+        if !tls {
+            args.push("notls");
+        }
+        let url = script(&args);
+        let ca = script(&["pgbouncer.sh", "ca", &name]);
+        Self { name, url, ca }
+    }
+
+    /// The pooled URL of `database`.
+    pub fn url(&self, database: &str) -> String {
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.set_path(database);
+        url.to_string()
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        script(&["pgbouncer.sh", "stop", &self.name]);
     }
 }

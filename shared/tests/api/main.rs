@@ -10,5 +10,6 @@ mod dev_server;
 mod events;
 mod helpers;
 mod journal;
+mod outage;
 mod reliability;
 mod security;
