@@ -27,7 +27,8 @@ fi
 
 scripts/ensure-tools.sh cargo-lambda
 cargo build --quiet --workspace --bins
-cargo run --quiet -p todo-chat --bin migrate
+# Through a transaction-mode pooler (Neon's pooled URL) migrations go over the direct URL.
+DATABASE_URL=${MIGRATE_DATABASE_URL:-$DATABASE_URL} cargo run --quiet -p todo-chat --bin migrate
 
 token=$(cargo run --quiet -p todo-chat --bin dev-token -- demo-user)
 # Without a provider, the built-in demo model answers (DEMO_LLM=off: 503 llm_not_configured,

@@ -11,7 +11,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    SECRET, TestApp, completion, free_port, fresh_database, tool_calls, workspace,
+    Bouncer, SECRET, TestApp, completion, free_port, fresh_database, tool_calls, workspace,
 };
 
 /// Which model `make dev` is started with.
@@ -46,6 +46,11 @@ impl Drop for DevServer {
 
 impl DevServer {
     async fn start(llm: DevLlm<'_>, database_url: &str) -> Self {
+        Self::start_with(llm, database_url, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with more environment settings.
+    async fn start_with(llm: DevLlm<'_>, database_url: &str, env: &[(&str, &str)]) -> Self {
         use std::os::unix::process::CommandExt;
         let (port, web_port) = (free_port(), free_port());
         let mut command = Command::new("make");
@@ -63,6 +68,7 @@ impl DevServer {
             DevLlm::Demo => &mut command,
             DevLlm::Off => command.env("DEMO_LLM", "off"),
         };
+        command.envs(env.iter().copied());
         let mut child = command
             .arg("dev")
             .current_dir(workspace())
@@ -125,6 +131,36 @@ impl DevServer {
 #[tokio::test]
 #[ignore = "builds and starts `make dev`; `make test` runs it"]
 async fn make_dev_serves_every_endpoint_over_http() {
+    let database_url = fresh_database().await; // empty: `make dev` must migrate it
+    serves_every_endpoint(&database_url, &[]).await;
+}
+
+#[tokio::test]
+#[ignore = "builds and starts `make dev` behind PgBouncer; `make test` runs it"]
+async fn make_dev_serves_every_endpoint_through_a_tls_transaction_pooler() {
+    // As deployed: the functions reach Postgres through Neon's pooled endpoint (PgBouncer in
+    // transaction mode, TLS required, SCRAM), trusting its CA through the environment;
+    // migrations go over the direct URL.
+    let database_url = fresh_database().await;
+    let direct = url::Url::parse(&database_url).unwrap();
+    let bouncer = Bouncer::start(direct.port().unwrap(), true);
+    let pooled = bouncer.url(&direct.path()[1..]);
+    assert!(pooled.contains("sslmode=require"), "{pooled}");
+    let env = [
+        ("MIGRATE_DATABASE_URL", database_url.as_str()),
+        ("SSL_CERT_FILE", bouncer.ca.as_str()),
+    ];
+    serves_every_endpoint_via(&pooled, &database_url, &env).await;
+}
+
+async fn serves_every_endpoint(database_url: &str, env: &[(&str, &str)]) {
+    serves_every_endpoint_via(database_url, database_url, env).await;
+}
+
+/// A chat turn with a tool call, list, read, delete, health, a 401, a CORS preflight and
+/// contract fuzzing, with the functions connected to `functions_url`; rows are checked
+/// over `direct_url`.
+async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &[(&str, &str)]) {
     let harness = TestApp::spawn().await; // only for its LLM mock and helpers
     harness
         .llm_script(vec![
@@ -134,8 +170,7 @@ async fn make_dev_serves_every_endpoint_over_http() {
         .await;
     // After the script, for the contract fuzzing at the end.
     harness.llm_replies("ok").await;
-    let database_url = fresh_database().await; // empty: `make dev` must migrate it
-    let server = DevServer::start(DevLlm::Mock(&harness), &database_url).await;
+    let server = DevServer::start_with(DevLlm::Mock(&harness), functions_url, env).await;
     let (base, token) = (&server.base, &server.token);
     let http = reqwest::Client::new();
 
@@ -213,7 +248,7 @@ async fn make_dev_serves_every_endpoint_over_http() {
         preflight.headers()
     );
 
-    let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+    let (client, connection) = tokio_postgres::connect(direct_url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
