@@ -5,10 +5,12 @@
 #   scripts/pgbouncer.sh start NAME PORT UPSTREAM_PORT [notls]   prints the pooled URL (no database)
 #   scripts/pgbouncer.sh ca NAME                                 prints the CA file clients must trust
 #   scripts/pgbouncer.sh stop NAME
+#   scripts/pgbouncer.sh install                                 installs it (Debian's package) if missing
 # PgBouncer refuses to run as root, so as root it runs as the `postgres` OS user.
 set -euo pipefail
-cmd=${1:?usage: pgbouncer.sh start|ca|stop NAME ...}
-name=${2:?name required}
+cmd=${1:?usage: pgbouncer.sh start|ca|stop|install NAME ...}
+name=${2:-}
+[ "$cmd" = install ] || [ -n "$name" ] || { echo "pgbouncer.sh: name required" >&2; exit 2; }
 dir=/tmp/todo-chat-pgbouncer-$(id -u)-$name
 user=app
 password=app-password
@@ -90,6 +92,7 @@ INI
     echo "postgres://$user:$password@localhost:$port/?sslmode=$sslmode"
     ;;
   ca) echo "$dir/ca.crt" ;;
+  install) ensure_installed ;;
   stop) stop; rm -rf "$dir" ;;
   *) echo "usage: pgbouncer.sh start|ca|stop NAME ..." >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@ fi
 
 echo "== cargo test"
 cargo test --workspace
-echo "== end to end: make dev over HTTP, contract fuzzing, the web page in Chromium"
+echo "== end to end: make dev over HTTP (direct and through PgBouncer), outages, the page in Chromium"
 scripts/ensure-browser.sh
+scripts/pgbouncer.sh install
 cargo test -p todo-chat --test api -- --ignored --test-threads=1

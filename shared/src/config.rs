@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::{
     auth::{AuthConfig, KeySource},
     db::Timeouts,
+    retention::Policy,
 };
 
 /// OpenRouter's OpenAI-compatible API, used when `LLM_BASE_URL` is not set.
@@ -37,6 +38,8 @@ pub struct Config {
     pub prompt_budget_chars: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// What the retention job keeps, and its batch sizes.
+    pub retention: Policy,
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
@@ -170,6 +173,11 @@ impl Config {
                 .clamp(2, i32::MAX as u64) as i32,
             prompt_budget_chars: number("PROMPT_BUDGET_CHARS", 32_000)? as usize,
             max_body_bytes: number("MAX_BODY_BYTES", 32 * 1024)? as usize,
+            retention: Policy {
+                keys: Duration::from_secs(3600 * number("RETENTION_KEYS_HOURS", 24)?),
+                batch: number("RETENTION_BATCH", 1000)?.clamp(1, 100_000) as i64,
+                max_batches: number("RETENTION_MAX_BATCHES", 20)?.clamp(1, 10_000) as u32,
+            },
         })
     }
 }

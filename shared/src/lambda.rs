@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, LambdaEvent, Request, Response, run, service_fn};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::App;
 
@@ -21,4 +23,16 @@ where
         async move { Ok::<_, Error>(response.await) }
     }))
     .await
+}
+
+/// Like [`serve`], for a function invoked by a schedule rather than over HTTP.
+pub async fn serve_scheduled<F, Fut, T>(handler: F) -> Result<(), Error>
+where
+    F: Fn(&'static App, LambdaEvent<Value>) -> Fut,
+    Fut: Future<Output = Result<T, Error>> + Send,
+    T: Serialize,
+{
+    crate::telemetry::init();
+    let app: &'static App = Box::leak(Box::new(App::from_env()?));
+    lambda_http::lambda_runtime::run(service_fn(|event| handler(app, event))).await
 }

@@ -3,7 +3,8 @@
 //! Rooms: [`config`] and [`app`] (built once per cold start), [`auth`] (who is calling),
 //! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`agent`] (the tool loop and the
 //! todo tools), [`chat`] (a turn's logic),
-//! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`telemetry`] (logs).
+//! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`retention`] (the
+//! scheduled clean-up), [`telemetry`] (logs).
 
 pub mod agent;
 pub mod api;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod input;
 pub mod lambda;
 pub mod llm;
+pub mod retention;
 pub mod telemetry;
 
 pub use app::App;

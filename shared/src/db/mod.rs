@@ -7,6 +7,7 @@
 
 pub mod conversations;
 pub mod messages;
+pub mod retention;
 pub mod tasks;
 pub mod turns;
 

@@ -12,4 +12,5 @@ mod helpers;
 mod journal;
 mod outage;
 mod reliability;
+mod retention;
 mod security;
