@@ -2,7 +2,7 @@
 //!
 //! Rooms: [`config`] and [`app`] (built once per cold start), [`auth`] (who is calling),
 //! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`agent`] (the tool loop and the
-//! todo tools), [`chat`] (a turn's logic),
+//! todo tools), [`chat`] (a turn's logic), [`tasks`] (task input every path parses alike),
 //! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`retention`] (the
 //! scheduled clean-up), [`telemetry`] (logs).
 
@@ -18,6 +18,7 @@ pub mod input;
 pub mod lambda;
 pub mod llm;
 pub mod retention;
+pub mod tasks;
 pub mod telemetry;
 
 pub use app::App;

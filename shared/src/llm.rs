@@ -86,7 +86,7 @@ pub struct FunctionSpec {
     /// Name the model calls it by.
     pub name: &'static str,
     /// One line the model can act on.
-    pub description: &'static str,
+    pub description: String,
     /// JSON schema of the arguments.
     pub parameters: Value,
     /// Ask the provider to hold the model to the schema.

@@ -2,10 +2,11 @@
 
 use chrono::NaiveDate;
 
-/// What the model is told before every conversation; `{today}` is replaced by the date.
+/// What the model is told before every conversation; `{tools}` is replaced by the tools'
+/// names and `{today}` by the date.
 pub const SYSTEM_PROMPT: &str = "\
 You are the todo assistant of a todo-list app. You manage the signed-in user's tasks with \
-these tools: add_task, list_tasks, complete_task, delete_task and update_task.
+these tools: {tools}.
 
 Rules:
 - Use the tools for every task operation. Never claim you added, completed, changed or \
@@ -22,7 +23,9 @@ Today's date is {today}.";
 
 /// The system prompt for a turn taking place on `today`.
 pub fn system_prompt(today: NaiveDate) -> String {
-    SYSTEM_PROMPT.replace("{today}", &today.format("%Y-%m-%d (%A)").to_string())
+    SYSTEM_PROMPT
+        .replace("{tools}", &crate::agent::tools::names().join(", "))
+        .replace("{today}", &today.format("%Y-%m-%d (%A)").to_string())
 }
 
 #[cfg(test)]

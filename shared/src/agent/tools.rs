@@ -1,132 +1,232 @@
 //! The todo tools offered to the model, and their executor.
 //!
-//! No tool takes a user id: the executor is bound to the verified token's user, and every
-//! task id the model names is looked up within that user's tasks only.
+//! Each tool is defined once, in [`tools`]: its name, its description and its argument type,
+//! whose derived JSON schema is what the model sees and whose parsing is what the executor
+//! runs. The checks on titles and descriptions are [`crate::tasks`]'s, shared with the REST
+//! API. No tool takes a user id: the executor is bound to the verified token's user, and
+//! every task id the model names is looked up within that user's tasks only.
 
-use serde::Deserialize;
+use schemars::{JsonSchema, generate::SchemaSettings};
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::{
     auth::UserId,
     db::{
         Client, DbError,
-        tasks::{self, JournalEntry, StatusFilter, Task},
+        tasks::{self, Changes, Completed, JournalEntry, Outcome, StatusFilter, Task},
     },
     llm::{FunctionSpec, ToolSpec},
+    tasks::{Description, Status, Title},
 };
 
-/// Most characters in a task title.
-pub const MAX_TITLE_CHARS: usize = 200;
-/// Most characters in a task description.
-pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 /// Most tasks one `list_tasks` call returns.
 pub const LIST_LIMIT: i64 = 50;
 
-/// The tools, with strict JSON schemas (every property required, optional ones nullable).
-pub fn specs() -> Vec<ToolSpec> {
-    let tool = |name, description, properties: Value| {
-        let required: Vec<&String> = properties.as_object().unwrap().keys().collect();
-        ToolSpec {
-            kind: "function",
-            function: FunctionSpec {
-                name,
-                description,
-                parameters: json!({
-                    "type": "object",
-                    "properties": properties,
-                    "required": required,
-                    "additionalProperties": false,
-                }),
-                strict: true,
-            },
-        }
-    };
-    let task_id =
-        json!({"type": "integer", "description": "The task's id, as shown by list_tasks."});
-    vec![
-        tool(
-            "add_task",
-            "Add a new task to the user's todo list.",
-            json!({
-                "title": {"type": "string", "description": "Short title, 1 to 200 characters."},
-                "description": {"type": ["string", "null"], "description": "Optional details, up to 1000 characters."}
-            }),
-        ),
-        tool(
+/// One tool as the model sees it and as the executor reads its calls.
+struct Tool {
+    name: &'static str,
+    description: String,
+    schema: fn() -> Value,
+    parse: fn(&str) -> Result<Op, Refusal>,
+}
+
+/// A tool's arguments: their type is the tool's schema; `into_op` says what they ask for.
+trait Arguments: DeserializeOwned + JsonSchema {
+    fn into_op(self) -> Result<Op, Refusal>;
+}
+
+fn tool<A: Arguments>(name: &'static str, description: impl Into<String>) -> Tool {
+    Tool {
+        name,
+        description: description.into(),
+        schema: strict_schema::<A>,
+        parse: |raw| parse::<A>(raw)?.into_op(),
+    }
+}
+
+/// Every tool, each defined once.
+fn tools() -> [Tool; 5] {
+    [
+        tool::<AddTask>("add_task", "Add a new task to the user's todo list."),
+        tool::<ListTasks>(
             "list_tasks",
-            "List the user's tasks, newest first (at most 50).",
-            json!({
-                "status": {"type": ["string", "null"], "enum": ["all", "pending", "completed", null],
-                           "description": "Which tasks to list; defaults to all."}
-            }),
+            format!("List the user's tasks, newest first (at most {LIST_LIMIT})."),
         ),
-        tool(
+        tool::<CompleteTask>(
             "complete_task",
             "Mark one of the user's tasks as completed.",
-            json!({"task_id": task_id}),
         ),
-        tool(
-            "delete_task",
-            "Delete one of the user's tasks permanently.",
-            json!({"task_id": task_id}),
-        ),
-        tool(
+        tool::<DeleteTask>("delete_task", "Delete one of the user's tasks permanently."),
+        tool::<UpdateTask>(
             "update_task",
             "Change the title and/or description of one of the user's tasks.",
-            json!({
-                "task_id": task_id,
-                "title": {"type": ["string", "null"], "description": "New title, 1 to 200 characters, or null to keep it."},
-                "description": {"type": ["string", "null"], "description": "New description, up to 1000 characters, or null to keep it."}
-            }),
         ),
     ]
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddArgs {
-    title: String,
-    #[serde(default)]
-    description: Option<String>,
+/// The names of the tools, for the system prompt.
+pub fn names() -> Vec<&'static str> {
+    tools().iter().map(|t| t.name).collect()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListArgs {
-    #[serde(default)]
-    status: Option<String>,
+/// The tools, with strict JSON schemas (every property required, optional ones nullable).
+pub fn specs() -> Vec<ToolSpec> {
+    tools()
+        .into_iter()
+        .map(|t| ToolSpec {
+            kind: "function",
+            function: FunctionSpec {
+                name: t.name,
+                description: t.description,
+                parameters: (t.schema)(),
+                strict: true,
+            },
+        })
+        .collect()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TaskIdArgs {
-    task_id: i64,
+/// `A`'s schema in the form strict function calling takes: inline, every property required
+/// (optional ones are nullable), no other properties.
+fn strict_schema<A: JsonSchema>() -> Value {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.inline_subschemas = true;
+        s.meta_schema = None;
+    });
+    let mut schema = settings
+        .into_generator()
+        .into_root_schema_for::<A>()
+        .to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("title");
+        let required: Vec<Value> = object
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().map(Value::String).collect())
+            .unwrap_or_default();
+        object.insert("required".into(), Value::Array(required));
+        object.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    schema
 }
 
-#[derive(Deserialize)]
+/// A task's id as the model names it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+struct TaskId(i64);
+
+impl JsonSchema for TaskId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TaskId".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "description": "The task's id, as shown by list_tasks."
+        })
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateArgs {
-    task_id: i64,
+struct AddTask {
+    title: Title,
+    /// Optional details.
     #[serde(default)]
-    title: Option<String>,
+    description: Option<Description>,
+}
+
+impl Arguments for AddTask {
+    fn into_op(self) -> Result<Op, Refusal> {
+        Ok(Op::Add {
+            title: self.title,
+            description: self.description.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListTasks {
+    /// Which tasks to list; defaults to all.
     #[serde(default)]
-    description: Option<String>,
+    status: Option<Status>,
+}
+
+impl Arguments for ListTasks {
+    fn into_op(self) -> Result<Op, Refusal> {
+        Ok(Op::List(self.status.unwrap_or_default().filter()))
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CompleteTask {
+    task_id: TaskId,
+}
+
+impl Arguments for CompleteTask {
+    fn into_op(self) -> Result<Op, Refusal> {
+        Ok(Op::Complete(self.task_id.0))
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteTask {
+    task_id: TaskId,
+}
+
+impl Arguments for DeleteTask {
+    fn into_op(self) -> Result<Op, Refusal> {
+        Ok(Op::Delete(self.task_id.0))
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateTask {
+    task_id: TaskId,
+    /// A new title, or null to keep it.
+    #[serde(default)]
+    title: Option<Title>,
+    /// A new description, or null to keep it.
+    #[serde(default)]
+    description: Option<Description>,
+}
+
+impl Arguments for UpdateTask {
+    fn into_op(self) -> Result<Op, Refusal> {
+        if self.title.is_none() && self.description.is_none() {
+            return Err(validation_error(
+                "Give a new title, a new description, or both.",
+            ));
+        }
+        Ok(Op::Update {
+            id: self.task_id.0,
+            title: self.title,
+            description: self.description,
+        })
+    }
 }
 
 /// A tool call whose arguments passed every check: what it will do to the user's tasks.
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
     Add {
-        title: String,
-        description: String,
+        title: Title,
+        description: Description,
     },
     List(StatusFilter),
     Complete(i64),
     Delete(i64),
     Update {
         id: i64,
-        title: Option<String>,
-        description: Option<String>,
+        title: Option<Title>,
+        description: Option<Description>,
     },
 }
 
@@ -149,73 +249,23 @@ fn success(message: String, data: Value) -> Value {
     result
 }
 
+/// A task as tools (and the REST API) show it.
 fn task_json(task: &Task) -> Value {
-    json!({
-        "id": task.id,
-        "title": task.title,
-        "description": task.description,
-        "completed": task.completed,
-        "created_at": task.created_at,
-    })
+    serde_json::to_value(task).expect("tasks serialise")
 }
 
 /// Reads and checks the model's raw JSON `arguments` for tool `name`.
 fn op(name: &str, arguments: &str) -> Result<Op, Refusal> {
-    Ok(match name {
-        "add_task" => {
-            let args: AddArgs = parse(arguments)?;
-            Op::Add {
-                title: title(&args.title)?.to_owned(),
-                description: description(args.description.as_deref().unwrap_or(""))?.to_owned(),
-            }
-        }
-        "list_tasks" => {
-            let args: ListArgs = parse(arguments)?;
-            Op::List(match args.status.as_deref() {
-                None | Some("all") => StatusFilter::All,
-                Some("pending") => StatusFilter::Pending,
-                Some("completed") => StatusFilter::Completed,
-                Some(other) => {
-                    return Err(validation_error(format!(
-                        "status must be all, pending or completed, not {other:?}."
-                    )));
-                }
-            })
-        }
-        "complete_task" => Op::Complete(parse::<TaskIdArgs>(arguments)?.task_id),
-        "delete_task" => Op::Delete(parse::<TaskIdArgs>(arguments)?.task_id),
-        "update_task" => {
-            let args: UpdateArgs = parse(arguments)?;
-            if args.title.is_none() && args.description.is_none() {
-                return Err(validation_error(
-                    "Give a new title, a new description, or both.",
-                ));
-            }
-            Op::Update {
-                id: args.task_id,
-                title: args
-                    .title
-                    .as_deref()
-                    .map(title)
-                    .transpose()?
-                    .map(str::to_owned),
-                description: args
-                    .description
-                    .as_deref()
-                    .map(description)
-                    .transpose()?
-                    .map(str::to_owned),
-            }
-        }
-        _ => return Err(validation_error(format!("Unknown tool {name:?}."))),
-    })
+    match tools().iter().find(|t| t.name == name) {
+        Some(tool) => (tool.parse)(arguments),
+        None => Err(validation_error(format!("Unknown tool {name:?}."))),
+    }
 }
 
-/// The tool's result, built from the rows its effect returned (fresh or from the journal).
-fn answer(op: &Op, rows: &[Value]) -> Result<Value, DbError> {
-    let one = || -> Result<Option<Task>, DbError> {
-        Ok(tasks::read_rows::<Task>(rows)?.into_iter().next())
-    };
+/// The tool's result, built from its effect's outcome (fresh or from the journal).
+fn answer(op: &Op, outcome: &Value) -> Result<Value, DbError> {
+    let one =
+        || -> Result<Option<Task>, DbError> { Ok(Outcome::<Task>::read(outcome)?.rows.pop()) };
     Ok(match op {
         Op::Add { .. } => {
             let task = one()?.ok_or_else(|| DbError::Invariant("insert returned no row".into()))?;
@@ -225,9 +275,9 @@ fn answer(op: &Op, rows: &[Value]) -> Result<Value, DbError> {
             )
         }
         Op::List(_) => {
-            let listed: Vec<tasks::Listed> = tasks::read_rows(rows)?;
-            let total = listed.first().map_or(0, |l| l.total);
-            let shown = listed.len() as i64;
+            let listed = Outcome::<Task>::read(outcome)?;
+            let total = listed.total.unwrap_or_default();
+            let shown = listed.rows.len() as i64;
             let has_more = total > shown;
             let message = if has_more {
                 format!("Showing the newest {shown} of {total} tasks; there are more.")
@@ -237,13 +287,13 @@ fn answer(op: &Op, rows: &[Value]) -> Result<Value, DbError> {
             success(
                 message,
                 json!({
-                    "tasks": listed.iter().map(|l| task_json(&l.task)).collect::<Vec<_>>(),
+                    "tasks": listed.rows.iter().map(task_json).collect::<Vec<_>>(),
                     "total": total,
                     "has_more": has_more,
                 }),
             )
         }
-        Op::Complete(id) => match tasks::read_rows::<tasks::Completed>(rows)?.pop() {
+        Op::Complete(id) => match Outcome::<Completed>::read(outcome)?.rows.pop() {
             None => not_found(*id),
             Some(done) => {
                 let message = if done.was_completed {
@@ -304,8 +354,8 @@ impl<'a> TaskTools<'a> {
                 return Ok(refusal);
             }
         };
-        let rows = self.effect(&op, journal).await?;
-        answer(&op, &rows)
+        let outcome = self.effect(&op, journal).await?;
+        answer(&op, &outcome)
     }
 
     /// The result of a call recorded in the turn journal with `outcome`, without running it.
@@ -315,21 +365,16 @@ impl<'a> TaskTools<'a> {
         }
         let op = op(name, arguments)
             .map_err(|_| DbError::Invariant(format!("recorded {name} call does not parse")))?;
-        let rows = outcome["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        answer(&op, rows)
+        answer(&op, outcome)
     }
 
-    async fn effect(
-        &self,
-        op: &Op,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> Result<Vec<Value>, DbError> {
+    async fn effect(&self, op: &Op, journal: Option<&JournalEntry<'_>>) -> Result<Value, DbError> {
         let (client, user) = (self.client, self.user);
         match op {
             Op::Add { title, description } => {
-                tasks::add(client, user, title, description, journal).await
+                tasks::add(client, user, title.as_str(), description.as_str(), journal).await
             }
-            Op::List(filter) => tasks::list(client, user, *filter, LIST_LIMIT, journal).await,
+            Op::List(filter) => tasks::list(client, user, *filter, None, LIST_LIMIT, journal).await,
             Op::Complete(id) => tasks::complete(client, user, *id, journal).await,
             Op::Delete(id) => tasks::delete(client, user, *id, journal).await,
             Op::Update {
@@ -337,21 +382,18 @@ impl<'a> TaskTools<'a> {
                 title,
                 description,
             } => {
-                tasks::update(
-                    client,
-                    user,
-                    *id,
-                    title.as_deref(),
-                    description.as_deref(),
-                    journal,
-                )
-                .await
+                let changes = Changes {
+                    title: title.as_ref().map(Title::as_str),
+                    description: description.as_ref().map(Description::as_str),
+                    completed: None,
+                };
+                tasks::update(client, user, *id, changes, None, journal).await
             }
         }
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, Refusal> {
+fn parse<T: DeserializeOwned>(arguments: &str) -> Result<T, Refusal> {
     // Some models send "" for a tool without arguments.
     let arguments = if arguments.trim().is_empty() {
         "{}"
@@ -360,35 +402,6 @@ fn parse<T: for<'de> Deserialize<'de>>(arguments: &str) -> Result<T, Refusal> {
     };
     serde_json::from_str(arguments)
         .map_err(|e| validation_error(format!("Invalid arguments: {e}.")))
-}
-
-fn title(raw: &str) -> Result<&str, Refusal> {
-    let title = raw.trim();
-    if title.contains('\0') {
-        return Err(validation_error("title must not contain NUL characters."));
-    }
-    match title.chars().count() {
-        0 => Err(validation_error("title must not be empty.")),
-        n if n > MAX_TITLE_CHARS => Err(validation_error(format!(
-            "title must be at most {MAX_TITLE_CHARS} characters."
-        ))),
-        _ => Ok(title),
-    }
-}
-
-fn description(raw: &str) -> Result<&str, Refusal> {
-    let description = raw.trim();
-    if description.contains('\0') {
-        return Err(validation_error(
-            "description must not contain NUL characters.",
-        ));
-    }
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(validation_error(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters."
-        )));
-    }
-    Ok(description)
 }
 
 #[cfg(test)]
@@ -415,20 +428,56 @@ mod tests {
     }
 
     #[test]
-    fn titles_are_trimmed_and_bounded() {
-        assert_eq!(title("  milk ").ok(), Some("milk"));
-        assert!(title("   ").is_err());
-        assert!(title(&"t".repeat(MAX_TITLE_CHARS)).is_ok());
-        assert!(title(&"t".repeat(MAX_TITLE_CHARS + 1)).is_err());
-        assert!(description(&"d".repeat(MAX_DESCRIPTION_CHARS + 1)).is_err());
-        assert!(title("nul\0").is_err() && description("nul\0").is_err());
+    fn schemas_come_from_the_argument_types_with_the_shared_limits() {
+        let specs = specs();
+        let add = &specs[0].function.parameters;
+        let update = &specs[4].function.parameters;
+        let list = &specs[1].function.parameters;
+
+        assert_eq!(add["properties"]["title"]["type"], "string");
+        assert!(
+            add["properties"]["title"]["description"]
+                .as_str()
+                .unwrap()
+                .contains(&crate::tasks::MAX_TITLE_CHARS.to_string())
+        );
+        assert_eq!(
+            add["properties"]["description"]["type"],
+            json!(["string", "null"])
+        );
+        assert_eq!(update["properties"]["task_id"]["type"], "integer");
+        let status = serde_json::to_string(&list["properties"]["status"]).unwrap();
+        for value in ["all", "pending", "completed", "null"] {
+            assert!(status.contains(value), "{status}");
+        }
+        // Only what strict function calling accepts: no references, oneOf or formats.
+        let all = serde_json::to_string(&specs).unwrap();
+        for unsupported in ["$ref", "oneOf", "format"] {
+            assert!(!all.contains(unsupported), "{unsupported} in {all}");
+        }
     }
 
     #[test]
     fn unknown_fields_and_wrong_types_are_refused() {
-        assert!(parse::<TaskIdArgs>(r#"{"task_id": 1, "user_id": "bob"}"#).is_err());
-        assert!(parse::<TaskIdArgs>(r#"{"task_id": "one"}"#).is_err());
-        assert!(parse::<TaskIdArgs>("not json").is_err());
-        assert!(parse::<ListArgs>("").is_ok());
+        assert!(parse::<DeleteTask>(r#"{"task_id": 1, "user_id": "bob"}"#).is_err());
+        assert!(parse::<DeleteTask>(r#"{"task_id": "one"}"#).is_err());
+        assert!(parse::<DeleteTask>("not json").is_err());
+        assert!(parse::<ListTasks>("").is_ok());
+    }
+
+    #[test]
+    fn titles_are_checked_by_the_shared_rules() {
+        let refused = op("add_task", &json!({"title": "  "}).to_string()).unwrap_err();
+        assert_eq!(refused["error_code"], "VALIDATION_ERROR");
+        let long = "t".repeat(crate::tasks::MAX_TITLE_CHARS + 1);
+        assert!(op("add_task", &json!({"title": long}).to_string()).is_err());
+        assert_eq!(
+            op("add_task", &json!({"title": " milk "}).to_string()).unwrap(),
+            Op::Add {
+                title: Title::parse("milk").unwrap(),
+                description: Description::default(),
+            }
+        );
+        assert!(op("drop_tables", "{}").is_err());
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Client, DbError};
 use crate::auth::UserId;
 
-const COLUMNS: &str = "id, title, description, completed, created_at, updated_at";
+const COLUMNS: &str = "id, title, description, completed, created_at, updated_at, version";
 
 /// One todo task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Bumped by every change; the API quotes it as the task's ETag.
+    #[serde(skip_serializing)]
+    pub version: i32,
 }
 
 /// A task as `complete` returns it: with whether it was already done.
@@ -44,14 +47,34 @@ pub struct Completed {
     pub was_completed: bool,
 }
 
-/// A task as `list` returns it: with how many tasks match in all.
+/// What a task statement produced: its rows, and facts some statements add.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Listed {
-    /// The task.
-    #[serde(flatten)]
-    pub task: Task,
-    /// How many tasks match the filter.
-    pub total: i64,
+pub struct Outcome<T> {
+    /// The rows the statement returned.
+    pub rows: Vec<T>,
+    /// `list`: how many tasks match the filter in all.
+    #[serde(default)]
+    pub total: Option<i64>,
+    /// `update`: whether the task exists for the user (when no row came back).
+    #[serde(default)]
+    pub found: Option<bool>,
+}
+
+impl<T: DeserializeOwned> Outcome<T> {
+    /// Reads an outcome, fresh from a statement or replayed from the journal.
+    pub fn read(outcome: &Value) -> Result<Self, DbError> {
+        serde_json::from_value(outcome.clone())
+            .map_err(|e| DbError::Invariant(format!("task outcome does not read: {e}")))
+    }
+}
+
+/// Where a page of tasks starts: after the task with this creation time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct After {
+    /// The last listed task's creation time.
+    pub created_at: DateTime<Utc>,
+    /// The last listed task's id.
+    pub id: i64,
 }
 
 /// Which tasks to list.
@@ -84,29 +107,32 @@ pub struct JournalEntry<'a> {
     pub arguments: &'a str,
 }
 
-/// Runs `effect` (whose parameters are `params`) and returns its rows as JSON objects; with
-/// `journal`, records them in the same statement.
+/// Runs `effect` (whose parameters are `params`) and returns the outcome
+/// `{"rows": [...]}` merged with the JSON object `facts` (an SQL expression, evaluated on
+/// the statement's snapshot); with `journal`, records the outcome in the same statement.
 async fn run(
     client: &Client,
     effect: &str,
+    facts: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
     journal: Option<&JournalEntry<'_>>,
-) -> Result<Vec<Value>, DbError> {
+) -> Result<Value, DbError> {
     let n = params.len();
     let sql = format!(
         "WITH effect AS ({effect}),
          outcome AS (
-             SELECT coalesce(jsonb_agg(to_jsonb(effect) ORDER BY effect.created_at DESC, effect.id DESC),
-                             '[]'::jsonb) AS rows
+             SELECT jsonb_build_object('rows', coalesce(
+                        jsonb_agg(to_jsonb(effect) ORDER BY effect.created_at DESC, effect.id DESC),
+                        '[]'::jsonb)) || {facts} AS outcome
              FROM effect
          ),
          step AS (
              INSERT INTO turn_steps (turn_id, round, call_index, round_message, call_id, name,
                                      arguments, outcome)
-             SELECT ${t}, ${}, ${}, ${}, ${}, ${}, ${}, jsonb_build_object('rows', rows)
+             SELECT ${t}, ${}, ${}, ${}, ${}, ${}, ${}, outcome
              FROM outcome WHERE ${t}::uuid IS NOT NULL
          )
-         SELECT rows FROM outcome",
+         SELECT outcome FROM outcome",
         n + 2,
         n + 3,
         n + 4,
@@ -134,27 +160,13 @@ async fn run(
         (&arguments, Type::TEXT),
     ]);
     let rows = client.query(&sql, &all).await?;
-    let rows: Value = rows
+    Ok(rows
         .first()
         .ok_or_else(|| DbError::Invariant("task statement returned no row".into()))?
-        .get("rows");
-    match rows {
-        Value::Array(rows) => Ok(rows),
-        other => Err(DbError::Invariant(format!(
-            "task rows are not a list: {other}"
-        ))),
-    }
+        .get("outcome"))
 }
 
-/// Reads rows (fresh from a statement or replayed from the journal) as `T`.
-pub fn read_rows<T: DeserializeOwned>(rows: &[Value]) -> Result<Vec<T>, DbError> {
-    rows.iter()
-        .map(|row| {
-            serde_json::from_value(row.clone())
-                .map_err(|e| DbError::Invariant(format!("task row does not read: {e}")))
-        })
-        .collect()
-}
+const NO_FACTS: &str = "'{}'::jsonb";
 
 /// Adds a task for `user`; the rows hold the new [`Task`].
 pub async fn add(
@@ -163,13 +175,14 @@ pub async fn add(
     title: &str,
     description: &str,
     journal: Option<&JournalEntry<'_>>,
-) -> Result<Vec<Value>, DbError> {
+) -> Result<Value, DbError> {
     run(
         client,
         &format!(
             "INSERT INTO tasks (user_id, title, description) VALUES ($1, $2, $3)
              RETURNING {COLUMNS}"
         ),
+        NO_FACTS,
         &[
             (&user.as_str(), Type::TEXT),
             (&title, Type::TEXT),
@@ -180,31 +193,42 @@ pub async fn add(
     .await
 }
 
-/// Up to `limit` of `user`'s tasks, newest first; the rows are [`Listed`].
+/// Up to `limit` of `user`'s tasks matching `filter`, newest first, starting after `after`;
+/// the rows are [`Task`]s and `total` counts every match (kept by a trigger, never counted
+/// here, so a page costs the same however many tasks the user has).
 pub async fn list(
     client: &Client,
     user: &UserId,
     filter: StatusFilter,
+    after: Option<After>,
     limit: i64,
     journal: Option<&JournalEntry<'_>>,
-) -> Result<Vec<Value>, DbError> {
+) -> Result<Value, DbError> {
     let completed: Option<bool> = match filter {
         StatusFilter::All => None,
         StatusFilter::Pending => Some(false),
         StatusFilter::Completed => Some(true),
     };
+    let (after_at, after_id) = (after.map(|a| a.created_at), after.map(|a| a.id));
     run(
         client,
         &format!(
-            "SELECT {COLUMNS}, count(*) OVER () AS total FROM tasks
+            "SELECT {COLUMNS} FROM tasks
              WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2)
+               AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
              ORDER BY created_at DESC, id DESC
              LIMIT $3"
         ),
+        "jsonb_build_object('total', coalesce((
+             SELECT CASE WHEN $2::boolean IS NULL THEN total
+                         WHEN $2 THEN completed ELSE total - completed END
+             FROM task_counts WHERE user_id = $1), 0))",
         &[
             (&user.as_str(), Type::TEXT),
             (&completed, Type::BOOL),
             (&limit, Type::INT8),
+            (&after_at, Type::TIMESTAMPTZ),
+            (&after_id, Type::INT8),
         ],
         journal,
     )
@@ -218,7 +242,7 @@ pub async fn complete(
     user: &UserId,
     id: i64,
     journal: Option<&JournalEntry<'_>>,
-) -> Result<Vec<Value>, DbError> {
+) -> Result<Value, DbError> {
     run(
         client,
         "WITH before AS (
@@ -226,11 +250,13 @@ pub async fn complete(
          )
          UPDATE tasks t
          SET completed = true,
-             updated_at = CASE WHEN before.completed THEN t.updated_at ELSE now() END
+             updated_at = CASE WHEN before.completed THEN t.updated_at ELSE now() END,
+             version = CASE WHEN before.completed THEN t.version ELSE t.version + 1 END
          FROM before
          WHERE t.id = before.id
          RETURNING t.id, t.title, t.description, t.completed, t.created_at,
-                   t.updated_at, before.completed AS was_completed",
+                   t.updated_at, t.version, before.completed AS was_completed",
+        NO_FACTS,
         &[(&id, Type::INT8), (&user.as_str(), Type::TEXT)],
         journal,
     )
@@ -244,44 +270,73 @@ pub async fn delete(
     user: &UserId,
     id: i64,
     journal: Option<&JournalEntry<'_>>,
-) -> Result<Vec<Value>, DbError> {
+) -> Result<Value, DbError> {
     run(
         client,
         &format!("DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"),
+        NO_FACTS,
         &[(&id, Type::INT8), (&user.as_str(), Type::TEXT)],
         journal,
     )
     .await
 }
 
-/// Changes the title and/or description of `user`'s task; the rows hold the [`Task`], or
-/// none when it is missing or someone else's.
+/// What an update changes; `None` keeps a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes<'a> {
+    /// A new title.
+    pub title: Option<&'a str>,
+    /// A new description.
+    pub description: Option<&'a str>,
+    /// Done or not done.
+    pub completed: Option<bool>,
+}
+
+/// Applies `changes` to `user`'s task if its version is `expected` (or whatever it is, when
+/// `None`); the rows hold the changed [`Task`], or none: then `found` says whether the task
+/// exists for the user (and so the version did not match).
 pub async fn update(
     client: &Client,
     user: &UserId,
     id: i64,
-    title: Option<&str>,
-    description: Option<&str>,
+    changes: Changes<'_>,
+    expected: Option<i32>,
     journal: Option<&JournalEntry<'_>>,
-) -> Result<Vec<Value>, DbError> {
+) -> Result<Value, DbError> {
     run(
         client,
         &format!(
             "UPDATE tasks
              SET title = coalesce($3, title), description = coalesce($4, description),
-                 updated_at = now()
-             WHERE id = $1 AND user_id = $2
+                 completed = coalesce($5, completed), updated_at = now(), version = version + 1
+             WHERE id = $1 AND user_id = $2 AND ($6::int4 IS NULL OR version = $6)
              RETURNING {COLUMNS}"
         ),
+        "jsonb_build_object('found', EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2))",
         &[
             (&id, Type::INT8),
             (&user.as_str(), Type::TEXT),
-            (&title, Type::TEXT),
-            (&description, Type::TEXT),
+            (&changes.title, Type::TEXT),
+            (&changes.description, Type::TEXT),
+            (&changes.completed, Type::BOOL),
+            (&expected, Type::INT4),
         ],
         journal,
     )
     .await
+}
+
+/// One of `user`'s tasks; `None` when it is missing or someone else's.
+pub async fn get(client: &Client, user: &UserId, id: i64) -> Result<Option<Task>, DbError> {
+    let outcome = run(
+        client,
+        &format!("SELECT {COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2"),
+        NO_FACTS,
+        &[(&id, Type::INT8), (&user.as_str(), Type::TEXT)],
+        None,
+    )
+    .await?;
+    Ok(Outcome::<Task>::read(&outcome)?.rows.pop())
 }
 
 /// Records a call that was refused without running (bad arguments, unknown tool) with the
