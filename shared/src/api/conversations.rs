@@ -1,6 +1,6 @@
 //! `GET /api/{user_id}/conversations`, `GET` and `DELETE /api/{user_id}/conversations/{id}`.
 
-use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
 
 use crate::{
@@ -26,17 +26,18 @@ struct ConversationDetail {
     has_more: bool,
 }
 
-fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.query_string_parameters_ref()
-        .and_then(|q| q.first(name))
-}
-
 /// Lists the caller's conversations, most recently updated first: `?limit=1..=100&offset=0..`.
 pub async fn list(app: &App, req: Request) -> Response<Body> {
     http::serve("list_conversations", req, |req| async move {
         let user = http::authenticate(&app.verifier, &req).await?;
-        let limit = input::bounded_int(query(&req, "limit"), "limit", 20, 1, 100)?;
-        let offset = input::bounded_int(query(&req, "offset"), "offset", 0, 0, i32::MAX.into())?;
+        let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 20, 1, 100)?;
+        let offset = input::bounded_int(
+            http::query_param(&req, "offset"),
+            "offset",
+            0,
+            0,
+            i32::MAX.into(),
+        )?;
         let client = app.db.get().await?;
         let page = db::conversations::list(&client, &user, limit, offset).await?;
         Ok(http::json_response(
@@ -58,7 +59,7 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
     http::serve("get_conversation", req, |req| async move {
         let user = http::authenticate(&app.verifier, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
-        let limit = input::bounded_int(query(&req, "limit"), "limit", 100, 1, 200)?;
+        let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 100, 1, 200)?;
         let client = app.db.get().await?;
         let conversation = db::conversations::get(&client, &user, id)
             .await?

@@ -4,3 +4,4 @@
 pub mod chat;
 pub mod conversations;
 pub mod health;
+pub mod tasks;

@@ -292,15 +292,15 @@ pub struct Changes<'a> {
     pub completed: Option<bool>,
 }
 
-/// Applies `changes` to `user`'s task if its version is `expected` (or whatever it is, when
-/// `None`); the rows hold the changed [`Task`], or none: then `found` says whether the task
-/// exists for the user (and so the version did not match).
+/// Applies `changes` to `user`'s task if its version is one of `expected` (or whatever it
+/// is, when `None`); the rows hold the changed [`Task`], or none: then `found` says whether
+/// the task exists for the user (and so the version did not match).
 pub async fn update(
     client: &Client,
     user: &UserId,
     id: i64,
     changes: Changes<'_>,
-    expected: Option<i32>,
+    expected: Option<&[i32]>,
     journal: Option<&JournalEntry<'_>>,
 ) -> Result<Value, DbError> {
     run(
@@ -309,7 +309,7 @@ pub async fn update(
             "UPDATE tasks
              SET title = coalesce($3, title), description = coalesce($4, description),
                  completed = coalesce($5, completed), updated_at = now(), version = version + 1
-             WHERE id = $1 AND user_id = $2 AND ($6::int4 IS NULL OR version = $6)
+             WHERE id = $1 AND user_id = $2 AND ($6::int4[] IS NULL OR version = ANY ($6))
              RETURNING {COLUMNS}"
         ),
         "jsonb_build_object('found', EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2))",
@@ -319,7 +319,7 @@ pub async fn update(
             (&changes.title, Type::TEXT),
             (&changes.description, Type::TEXT),
             (&changes.completed, Type::BOOL),
-            (&expected, Type::INT4),
+            (&expected, Type::INT4_ARRAY),
         ],
         journal,
     )

@@ -41,6 +41,12 @@ pub enum ApiError {
     /// The conversation is missing or belongs to someone else (deliberately indistinguishable).
     #[error("conversation not found")]
     ConversationNotFound,
+    /// The task is missing or belongs to someone else (deliberately indistinguishable).
+    #[error("task not found")]
+    TaskNotFound,
+    /// `If-Match` names a version of the task other than the current one.
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// No route for this method and path.
     #[error("route not found")]
     RouteNotFound,
@@ -172,7 +178,10 @@ impl ApiError {
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::ConversationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::ConversationNotFound | ApiError::TaskNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::TurnInProgress | ApiError::ConversationFull => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -195,6 +204,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::ConversationNotFound => "conversation_not_found",
+            ApiError::TaskNotFound => "task_not_found",
+            ApiError::PreconditionFailed => "precondition_failed",
             ApiError::RouteNotFound => "not_found",
             ApiError::TurnInProgress => "turn_in_progress",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
@@ -222,6 +233,10 @@ impl ApiError {
             }
             ApiError::Validation { field, reason } => format!("{field}: {reason}"),
             ApiError::ConversationNotFound => "Conversation not found.".into(),
+            ApiError::TaskNotFound => "Task not found.".into(),
+            ApiError::PreconditionFailed => {
+                "The task changed since the version named in If-Match; fetch it and retry.".into()
+            }
             ApiError::RouteNotFound => "No such endpoint.".into(),
             ApiError::TurnInProgress => {
                 "Another turn is still running on this conversation; retry when it is done.".into()

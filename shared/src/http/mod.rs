@@ -61,6 +61,12 @@ pub fn user_hash(user: &UserId) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A query string parameter (its first value).
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+}
+
 /// A path parameter as API Gateway (or `cargo lambda watch`) extracted it.
 pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.path_parameters_ref().and_then(|p| p.first(name))

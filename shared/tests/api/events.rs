@@ -83,3 +83,21 @@ async fn sample_events_are_answered_by_their_handlers() {
     assert_eq!(health.status, 200);
     assert_eq!(get.body["messages"][0]["content"], "hello");
 }
+
+#[tokio::test]
+async fn task_sample_events_are_answered_by_their_handlers() {
+    let app = TestApp::spawn().await;
+
+    let create = invoke(&app, "create-task", api::tasks::create).await;
+    let list = invoke(&app, "list-tasks", api::tasks::list).await;
+    let update = invoke(&app, "update-task", api::tasks::update).await;
+    let delete = invoke(&app, "delete-task", api::tasks::delete).await;
+
+    assert_eq!(create.status, 201, "{}", create.body);
+    assert_eq!(create.body["id"], 1, "the samples name the first task");
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.body["tasks"][0]["title"], "Buy milk");
+    assert_eq!(update.status, 200, "{}", update.body);
+    assert_eq!(update.body["completed"], true);
+    assert_eq!(delete.status, 204);
+}

@@ -223,6 +223,64 @@ impl TestApp {
             .await
     }
 
+    /// `GET /api/{user}/tasks?{query}` as `user`.
+    pub async fn list_tasks(&self, user: &str, query: &[(&str, &str)]) -> TestResponse {
+        let request = self
+            .request(Method::GET, &format!("/api/{user}/tasks"), Body::Empty)
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user)])
+            .query(query);
+        self.send(todo_chat::api::tasks::list, request.0).await
+    }
+
+    /// `POST /api/{user}/tasks` as `user`.
+    pub async fn create_task(&self, user: &str, body: Value) -> TestResponse {
+        let request = self
+            .request(
+                Method::POST,
+                &format!("/api/{user}/tasks"),
+                body.to_string(),
+            )
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user)]);
+        self.send(todo_chat::api::tasks::create, request.0).await
+    }
+
+    /// `PATCH /api/{user}/tasks/{id}` as `user`, with `If-Match` when given.
+    pub async fn update_task(
+        &self,
+        user: &str,
+        id: &str,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> TestResponse {
+        let mut request = self
+            .request(
+                Method::PATCH,
+                &format!("/api/{user}/tasks/{id}"),
+                body.to_string(),
+            )
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user), ("task_id", id)]);
+        if let Some(etag) = if_match {
+            request = request.header("if-match", etag);
+        }
+        self.send(todo_chat::api::tasks::update, request.0).await
+    }
+
+    /// `DELETE /api/{user}/tasks/{id}` as `user`.
+    pub async fn delete_task(&self, user: &str, id: &str) -> TestResponse {
+        let request = self
+            .request(
+                Method::DELETE,
+                &format!("/api/{user}/tasks/{id}"),
+                Body::Empty,
+            )
+            .bearer(&self.token(user))
+            .path_params(&[("user_id", user), ("task_id", id)]);
+        self.send(todo_chat::api::tasks::delete, request.0).await
+    }
+
     /// Starts a conversation for `user` with one turn and returns its id.
     pub async fn start_conversation(&self, user: &str, message: &str) -> String {
         let res = self.chat(user, json!({"message": message})).await;

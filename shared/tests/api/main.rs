@@ -14,3 +14,4 @@ mod outage;
 mod reliability;
 mod retention;
 mod security;
+mod tasks;

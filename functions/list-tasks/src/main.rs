@@ -1,0 +1,6 @@
+//! Lambda function for `GET /api/{user_id}/tasks`.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    todo_chat::lambda::serve(todo_chat::api::tasks::list).await
+}
