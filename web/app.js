@@ -10,7 +10,13 @@ const state = {
   conversationId: null,
   // The turn to resend on Retry: same body, same Idempotency-Key, so a retry is safe.
   pending: null,
+  // The task panel: its filter and where its next page starts.
+  taskFilter: "all",
+  taskCursor: null,
 };
+
+/** Tools whose success changes the task list, so the panel reloads after them. */
+const TASK_CHANGING_TOOLS = new Set(["add_task", "complete_task", "delete_task", "update_task"]);
 
 /** The `sub` claim of a JWT, used only to build paths; the server verifies the token. */
 function userFromToken(token) {
@@ -116,7 +122,10 @@ async function loadConversations() {
   ul.replaceChildren();
   for (const c of list.conversations) {
     const li = document.createElement("li");
-    if (c.id === state.conversationId) li.setAttribute("aria-current", "true");
+    if (c.id === state.conversationId) {
+      li.setAttribute("aria-current", "true");
+      $("chat-title").textContent = c.title;
+    }
     const open = document.createElement("button");
     open.type = "button";
     open.className = "open";
@@ -165,6 +174,57 @@ function newConversation() {
   $("message").focus();
 }
 
+// ---------- tasks ----------
+
+/** Loads the first page of tasks for the chosen filter, or with `more` the next page. */
+async function loadTasks({ more = false } = {}) {
+  const params = new URLSearchParams({ status: state.taskFilter, limit: "20" });
+  if (more && state.taskCursor) params.set("cursor", state.taskCursor);
+  const page = await api("GET", userPath(`/tasks?${params}`));
+  if (!more) $("tasks").replaceChildren();
+  page.tasks.forEach((task) => $("tasks").append(renderTask(task)));
+  state.taskCursor = page.next_cursor;
+  $("more-tasks").hidden = !page.next_cursor;
+  const which = state.taskFilter === "all" ? "" : `${state.taskFilter} `;
+  $("task-count").textContent = `${page.total} ${which}task${page.total === 1 ? "" : "s"}`;
+}
+
+function renderTask(task) {
+  const li = document.createElement("li");
+  li.className = task.completed ? "done" : "";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.id = `task-${task.id}`;
+  box.checked = task.completed;
+  box.addEventListener("change", () => run(async () => {
+    await api("PATCH", userPath(`/tasks/${task.id}`), { body: { completed: box.checked } });
+    await loadTasks();
+  }));
+  const label = document.createElement("label");
+  label.htmlFor = box.id;
+  label.textContent = `#${task.id} ${task.title}`; // untrusted text: textContent only
+  const del = document.createElement("button");
+  del.type = "button";
+  del.className = "secondary delete";
+  del.textContent = "Delete";
+  del.setAttribute("aria-label", `Delete task: ${task.title}`);
+  del.addEventListener("click", () => run(async () => {
+    await api("DELETE", userPath(`/tasks/${task.id}`));
+    await loadTasks();
+  }));
+  li.append(box, label, del);
+  return li;
+}
+
+async function addTask(event) {
+  event.preventDefault();
+  const title = $("new-task").value.trim();
+  if (!title) return;
+  await api("POST", userPath("/tasks"), { body: { title } });
+  $("new-task").value = "";
+  await loadTasks();
+}
+
 // ---------- a chat turn ----------
 
 async function sendTurn(turn) {
@@ -183,6 +243,9 @@ async function sendTurn(turn) {
     setStatus("");
     $("message").value = "";
     await loadConversations();
+    if (reply.tool_calls.some((c) => TASK_CHANGING_TOOLS.has(c.name) && c.result?.success)) {
+      await loadTasks();
+    }
   } catch (error) {
     turn.bubble.classList.add("failed");
     if (error.body?.conversation_id) {
@@ -252,7 +315,7 @@ async function showApp() {
   $("app").hidden = false;
   $("change-token").hidden = false;
   newConversation();
-  await loadConversations();
+  await Promise.all([loadConversations(), loadTasks()]);
 }
 
 /** Runs an action, showing its failure instead of losing it. */
@@ -289,6 +352,12 @@ function init() {
   $("retry").addEventListener("click", () => state.pending && sendTurn(state.pending));
   $("new-conversation").addEventListener("click", newConversation);
   $("change-token").addEventListener("click", () => showLogin());
+  $("task-form").addEventListener("submit", (event) => run(() => addTask(event)));
+  $("task-filter").addEventListener("change", () => run(() => {
+    state.taskFilter = $("task-filter").value;
+    return loadTasks();
+  }));
+  $("more-tasks").addEventListener("click", () => run(() => loadTasks({ more: true })));
 
   if (state.token && userFromToken(state.token)) run(showApp);
   else showLogin();

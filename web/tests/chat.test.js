@@ -13,15 +13,29 @@ import { chromium } from "playwright-core";
 const { PAGE_URL, TOKEN, SCREENSHOTS = "screenshots" } = process.env;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
-test("a user chats, sees the tool call, finds the conversation after a reload, deletes it, and is asked for a new token on 401", async () => {
+const shot = (page, name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+/** Headless Chromium (Debian's), with the page's tests' flags. */
+function launch() {
   assert.ok(PAGE_URL && TOKEN, "PAGE_URL and TOKEN must be set");
   mkdirSync(SCREENSHOTS, { recursive: true });
-  const shot = (page, name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
-  const browser = await chromium.launch({
+  return chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+}
+
+/** Sends `text` as a chat message with the keyboard and waits for the turn to end. */
+async function say(page, text) {
+  const composer = page.getByLabel("Message");
+  await composer.fill(text);
+  await composer.press("Enter");
+  await page.locator('#chat[aria-busy="false"]').waitFor();
+}
+
+test("a user chats, sees the tool call, finds the conversation after a reload, deletes it, and is asked for a new token on 401", async () => {
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     page.on("dialog", (dialog) => dialog.accept()); // confirm() before deleting
@@ -70,6 +84,49 @@ test("a user chats, sees the tool call, finds the conversation after a reload, d
     assert.equal(await page.locator("#app").isVisible(), false, "the chat is hidden until a new token");
     assert.equal(await page.getByLabel("Bearer token").evaluate((el) => el === document.activeElement), true);
     await shot(page, "5-token-refused");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a task added by chat appears in the panel, ticked there it is what the assistant lists as completed", async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+    await page.goto(PAGE_URL);
+    await page.getByLabel("Bearer token").fill(TOKEN);
+    await page.getByRole("button", { name: "Start chatting" }).click();
+    const panel = page.getByRole("complementary", { name: "Tasks" });
+    await panel.waitFor();
+
+    // Added by chat: the panel refreshes after the turn.
+    await say(page, "Add a task to water the plants");
+    const task = panel.getByRole("checkbox", { name: /water the plants/ });
+    await task.waitFor();
+    await shot(page, "6-task-added-by-chat");
+
+    // Ticked in the panel.
+    await task.check();
+    await panel.locator("li.done", { hasText: "water the plants" }).waitFor();
+    assert.equal(await task.isChecked(), true);
+    await shot(page, "7-task-ticked-in-panel");
+
+    // The assistant sees it completed on the next turn.
+    await say(page, "Show my completed tasks");
+    await page.locator(".message.assistant .content", { hasText: "“water the plants” (done)" }).waitFor();
+    assert.match(await page.locator(".message.assistant .tools").last().textContent(), /Listed \d+ of \d+ task/);
+
+    // Added in the panel, filtered, and removed there too.
+    await panel.getByLabel("New task").fill("Call mum");
+    await panel.getByRole("button", { name: "Add" }).click();
+    await panel.getByRole("checkbox", { name: /Call mum/ }).waitFor();
+    await panel.getByLabel("Show").selectOption("pending");
+    await panel.getByText(/^\d+ pending tasks?$/).waitFor();
+    assert.equal(await panel.getByRole("checkbox", { name: /water the plants/ }).count(), 0);
+    await shot(page, "8-assistant-lists-completed-panel-filtered");
+    await panel.getByRole("button", { name: "Delete task: Call mum" }).click();
+    await panel.getByText(/^0 pending tasks$|^1 pending task$/).waitFor();
+    assert.equal(await panel.getByRole("checkbox", { name: /Call mum/ }).count(), 0);
   } finally {
     await browser.close();
   }
