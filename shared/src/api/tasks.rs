@@ -37,7 +37,9 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
             .map_err(|reason| InputError::field("status", reason))?
             .unwrap_or_default();
         let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 20, 1, 100)?;
+        // `cursor=` (empty) asks for the first page, as no cursor does.
         let after = http::query_param(&req, "cursor")
+            .filter(|token| !token.is_empty())
             .map(Cursor::decode)
             .transpose()
             .map_err(|reason| InputError::field("cursor", reason))?;
@@ -201,11 +203,12 @@ fn etag(task: &Task) -> String {
     format!("\"v{}\"", task.version)
 }
 
-/// What `If-Match` asks for: `None` for `*` (any current version), else the versions it
-/// names; a value naming none of ours can match nothing, so `[0]` (versions start at 1).
+/// What `If-Match` asks for: `None` for `*` or an empty value (any current version), else
+/// the versions it names; a value naming none of ours can match nothing, so `[0]`
+/// (versions start at 1).
 fn expected_version(value: &HeaderValue) -> Option<Vec<i32>> {
-    let value = value.to_str().unwrap_or_default().trim();
-    if value == "*" {
+    let value = value.to_str().unwrap_or("\u{0}").trim();
+    if value == "*" || value.is_empty() {
         return None;
     }
     let versions: Vec<i32> = value
@@ -241,6 +244,7 @@ mod tests {
         assert_eq!(parse("\"v3\""), Some(vec![3]));
         assert_eq!(parse("W/\"v3\", \"v5\""), Some(vec![3, 5]));
         assert_eq!(parse("*"), None);
+        assert_eq!(parse(""), None);
         assert_eq!(parse("\"abc\""), Some(vec![0]));
     }
 }
