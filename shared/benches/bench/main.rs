@@ -200,24 +200,28 @@ impl Bench {
     }
 
     async fn list(&self) -> u16 {
-        self.list_as(USER, &self.token).await
+        self.list_as(USER, &self.token, "conversations", api::conversations::list)
+            .await
     }
 
-    /// Lists `user`'s conversations with `token`.
-    async fn list_as(&self, user: &str, token: &str) -> u16 {
+    /// Lists `user`'s `resource` (conversations or tasks) with `token` through `handler`.
+    async fn list_as(
+        &self,
+        user: &str,
+        token: &str,
+        resource: &str,
+        handler: impl AsyncFn(&App, Request) -> lambda_http::Response<Body>,
+    ) -> u16 {
         let mut request = self.request(
             Method::GET,
-            &format!("/api/{user}/conversations"),
+            &format!("/api/{user}/{resource}"),
             &[("user_id", user)],
             Body::Empty,
         );
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        api::conversations::list(&self.app, request)
-            .await
-            .status()
-            .as_u16()
+        handler(&self.app, request).await.status().as_u16()
     }
 
     async fn get(&self, id: &str, limit: &str) -> u16 {
@@ -516,13 +520,36 @@ impl Bench {
             .await
             .unwrap();
         }
+        // Tasks: a user with 10 and one with 10,000 (the count trigger keeps their totals).
+        for (user, n) in [("tasks-10", 10), ("tasks-10000", 10_000)] {
+            db.execute(
+                "INSERT INTO tasks (user_id, title, created_at)
+                 SELECT $1, 'task ' || s, now() - s * interval '1 second'
+                 FROM generate_series(1, $2) AS s",
+                &[&user, &n],
+            )
+            .await
+            .unwrap();
+        }
         self.analyze().await;
         let mut list_p50 = Vec::new();
-        for user in ["list-10", "list-10000"] {
+        for (user, resource) in [
+            ("list-10", "conversations"),
+            ("list-10000", "conversations"),
+            ("tasks-10", "tasks"),
+            ("tasks-10000", "tasks"),
+        ] {
             let token = auth::issue_hs256(SECRET.as_bytes(), user, Duration::from_secs(3600));
             let p50 = self
                 .p50(50, || async {
-                    assert_eq!(self.list_as(user, &token).await, 200)
+                    let status = match resource {
+                        "tasks" => self.list_as(user, &token, resource, api::tasks::list).await,
+                        _ => {
+                            self.list_as(user, &token, resource, api::conversations::list)
+                                .await
+                        }
+                    };
+                    assert_eq!(status, 200)
                 })
                 .await;
             list_p50.push(p50);
@@ -538,6 +565,11 @@ impl Bench {
                 "list conversations: 10 vs 10,000 (p50)",
                 list_p50[0],
                 list_p50[1],
+            ),
+            (
+                "list the newest 20 tasks: 10 vs 10,000 tasks (p50)",
+                list_p50[2],
+                list_p50[3],
             ),
             (
                 "chat turn: conversation of 10 vs 10,000 messages (p50)",
