@@ -199,8 +199,10 @@ struct Started {
     stored: StoredUserMessage,
     text: String,
     new_conversation: bool,
-    /// Where its tool calls are recorded, and what an earlier attempt recorded.
-    journal: agent::Journal,
+    /// The keyed turn whose tool calls are journaled; `None` without an idempotency key.
+    journal: Option<Uuid>,
+    /// Whether an earlier attempt may have journaled tool calls.
+    resumed: bool,
 }
 
 /// Either a turn to run, or the stored answer of one that already ran.
@@ -334,10 +336,8 @@ async fn start(
         },
         text: text.to_owned(),
         new_conversation: request.conversation_id.is_none(),
-        journal: agent::Journal {
-            turn_id: idempotency.map(|_| turn.id),
-            recorded: Vec::new(),
-        },
+        journal: idempotency.map(|_| turn.id),
+        resumed: false,
     }))
 }
 
@@ -391,8 +391,6 @@ async fn start_keyed(
             )
             .await?;
             check(resumed)?;
-            // Only a resumed turn pays for reading its journal.
-            let recorded = db::turns::journal(client, existing.id).await?;
             Ok(Start::Run(Started {
                 turn_id: existing.id,
                 stored: StoredUserMessage {
@@ -401,10 +399,8 @@ async fn start_keyed(
                 },
                 text: existing.user_message,
                 new_conversation: false,
-                journal: agent::Journal {
-                    turn_id: Some(existing.id),
-                    recorded,
-                },
+                journal: Some(existing.id),
+                resumed: true,
             }))
         }
     }
@@ -484,21 +480,24 @@ async fn run_agent(
         max_rounds: app.config.agent_max_rounds,
         deadline,
     };
-    agent::run(
-        llm,
-        &TaskTools::new(client, user),
-        prompt,
-        limits,
-        turn.journal.clone(),
-    )
-    .await
-    .map_err(|e| match e {
-        agent::AgentError::Llm(source) => ChatError::LlmFailed {
-            stored: turn.stored,
-            source,
-        },
-        agent::AgentError::Db(e) => ChatError::Db(e),
-    })
+    // Only a resumed turn pays for reading its journal, under the lease it now holds.
+    let recorded = match (turn.resumed, turn.journal) {
+        (true, Some(turn_id)) => db::turns::journal(client, turn_id).await?,
+        _ => Vec::new(),
+    };
+    let journal = agent::Journal {
+        turn_id: turn.journal,
+        recorded,
+    };
+    agent::run(llm, &TaskTools::new(client, user), prompt, limits, journal)
+        .await
+        .map_err(|e| match e {
+            agent::AgentError::Llm(source) => ChatError::LlmFailed {
+                stored: turn.stored,
+                source,
+            },
+            agent::AgentError::Db(e) => ChatError::Db(e),
+        })
 }
 
 /// The first message cut to about 50 characters at a word boundary.

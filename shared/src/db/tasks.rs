@@ -326,19 +326,6 @@ pub async fn update(
     .await
 }
 
-/// One of `user`'s tasks; `None` when it is missing or someone else's.
-pub async fn get(client: &Client, user: &UserId, id: i64) -> Result<Option<Task>, DbError> {
-    let outcome = run(
-        client,
-        &format!("SELECT {COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2"),
-        NO_FACTS,
-        &[(&id, Type::INT8), (&user.as_str(), Type::TEXT)],
-        None,
-    )
-    .await?;
-    Ok(Outcome::<Task>::read(&outcome)?.rows.pop())
-}
-
 /// Records a call that was refused without running (bad arguments, unknown tool) with the
 /// result the model was given, so a resumed turn replays the refusal too.
 pub async fn record_refusal(

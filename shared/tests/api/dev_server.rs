@@ -11,7 +11,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Bouncer, SECRET, TestApp, completion, free_port, fresh_database, tool_calls, workspace,
+    Bouncer, SECRET, TestApp, completion, connect, free_port, fresh_database, tool_calls, workspace,
 };
 
 /// Which model `make dev` is started with.
@@ -248,10 +248,7 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
         preflight.headers()
     );
 
-    let (client, connection) = tokio_postgres::connect(direct_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(direct_url).await;
     let tasks: i64 = client
         .query_one(
             "SELECT count(*) FROM tasks WHERE user_id = 'demo-user'",
@@ -327,10 +324,7 @@ async fn make_dev_without_a_provider_answers_with_the_demo_model() {
         "You have 1 completed task:\n- #1 “buy milk” (done)"
     );
 
-    let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&database_url).await;
     let tasks: Vec<(String, bool)> = client
         .query(
             "SELECT title, completed FROM tasks WHERE user_id = 'demo-user'",

@@ -540,7 +540,8 @@ fn build_app(env: &HashMap<String, String>) -> App {
     App::new(config).expect("app builds")
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
+/// A direct connection to `url`, for setting up and asserting on rows.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .unwrap_or_else(|e| panic!("cannot reach the test database server: {e}"));
