@@ -264,6 +264,16 @@ pub async fn run_turn(
         }
     };
 
+    crate::telemetry::Metrics::new("chat")
+        .with(
+            "llm_latency_ms",
+            "Milliseconds",
+            reply.llm_latency.as_secs_f64() * 1000.0,
+        )
+        .with("tokens_in", "Count", reply.usage.prompt_tokens as f64)
+        .with("tokens_out", "Count", reply.usage.completion_tokens as f64)
+        .with("tool_calls", "Count", reply.tool_calls.len() as f64)
+        .emit();
     Ok(TurnReply {
         conversation_id: turn.stored.conversation_id,
         user_message_id: turn.stored.message_id,

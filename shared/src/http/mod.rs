@@ -96,12 +96,24 @@ where
                 (e.into_response(&request_id), Some(code))
             }
         };
+        let latency = started.elapsed();
+        let status = response.status();
         tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
+            status = status.as_u16(),
+            latency_ms = latency.as_millis() as u64,
             error_code,
             "request handled"
         );
+        crate::telemetry::Metrics::new(route)
+            .with("latency_ms", "Milliseconds", latency.as_secs_f64() * 1000.0)
+            .with("requests", "Count", 1.0)
+            .with(
+                "server_errors",
+                "Count",
+                f64::from(u8::from(status.is_server_error())),
+            )
+            .with_error(error_code)
+            .emit();
         response
     }
     .instrument(span)
