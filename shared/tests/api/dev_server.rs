@@ -34,6 +34,8 @@ struct DevServer {
     web: String,
     /// The dev token `make dev` printed, as a newcomer would paste it.
     token: String,
+    /// The metric (EMF) lines the functions printed so far.
+    metrics: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 impl Drop for DevServer {
@@ -87,10 +89,17 @@ impl DevServer {
         let stdout = child.stdout.take().unwrap();
         // The reader keeps draining stdout so the served functions can keep logging.
         let (token_tx, token_rx) = std::sync::mpsc::channel();
+        let metrics = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = metrics.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.starts_with("eyJ") {
                     let _ = token_tx.send(line);
+                } else if line.contains("\"_aws\"") {
+                    let emf = line
+                        .find('{')
+                        .and_then(|at| serde_json::from_str(&line[at..]).ok());
+                    collected.lock().unwrap().extend(emf);
                 }
             }
         });
@@ -104,6 +113,7 @@ impl DevServer {
             base: format!("http://127.0.0.1:{port}"),
             web: format!("http://127.0.0.1:{web_port}"),
             token,
+            metrics,
         };
         server.wait_until_served().await;
         server
@@ -336,6 +346,52 @@ async fn make_dev_without_a_provider_answers_with_the_demo_model() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(tasks, [("buy milk".to_owned(), true)]);
+
+    // Each turn printed its metrics as CloudWatch EMF lines: the agent's figures and the
+    // request's, with a per-code error count for the failed ones.
+    let metrics = server.metrics.lock().unwrap().clone();
+    let turn = metrics
+        .iter()
+        .find(|m| m["route"] == "chat" && m.get("tool_calls").is_some())
+        .unwrap_or_else(|| panic!("no turn metrics in {metrics:?}"));
+    assert_eq!(turn["tool_calls"], 1.0);
+    assert!(turn["tokens_in"].as_f64().unwrap() > 0.0);
+    let directive = &turn["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "todo-chat");
+    let names: Vec<&str> = directive["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["llm_latency_ms", "tokens_in", "tokens_out", "tool_calls"]
+    );
+    let requests = metrics
+        .iter()
+        .filter(|m| m["route"] == "chat" && m.get("latency_ms").is_some())
+        .count();
+    assert_eq!(requests, 3, "one request line per turn");
+
+    // The operator's post-deploy smoke test passes against it and leaves nothing behind.
+    let smoke = tokio::process::Command::new(workspace().join("scripts/smoke.sh"))
+        .args([&server.base, &server.token])
+        .output()
+        .await
+        .expect("scripts/smoke.sh runs");
+    let report = String::from_utf8_lossy(&smoke.stdout);
+    assert!(smoke.status.success(), "smoke test failed:\n{report}");
+    assert!(report.contains("smoke: 11 passed, 0 failed"), "{report}");
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tasks WHERE user_id = 'demo-user' AND title LIKE 'smoke test%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the smoke test cleans up after itself");
 }
 
 #[tokio::test]

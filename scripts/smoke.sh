@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Post-deploy smoke test: scripts/smoke.sh <ApiUrl> <token>
+# Checks health, a chat turn that calls a tool (add_task), the conversation listed, read and
+# deleted, and the task it made in the tasks API; removes what it created, pass or fail.
+# Ends with "smoke: N passed, M failed" and exits non-zero on any failure. `make test` runs
+# it against `make dev` (on the demo model), so the script an operator runs after
+# `sam deploy` is itself tested.
+set -uo pipefail
+api=${1:?usage: scripts/smoke.sh <ApiUrl> <token>}
+api=${api%/}
+token=${2:?usage: scripts/smoke.sh <ApiUrl> <token>}
+passed=0 failed=0 conversation="" task=""
+body=$(mktemp)
+trap 'cleanup; rm -f "$body"' EXIT
+
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {'d': d}))" "$body" "$1" 2>/dev/null; }
+# call METHOD PATH [JSON]: the status code; the body is left in $body.
+call() {
+  local args=(-s -o "$body" -w '%{http_code}' -X "$1" "$api$2" -H "Authorization: Bearer $token")
+  [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' -H "Idempotency-Key: smoke-$$-$RANDOM" -d "$3")
+  curl "${args[@]}" --max-time 60 || echo 000
+}
+check() { # check NAME CONDITION-EXIT-STATUS
+  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "smoke: ok   $1"
+  else failed=$((failed + 1)); echo "smoke: FAIL $1: $(head -c 300 "$body")"; fi
+  return "$2"
+}
+expect() { # expect NAME WANTED-STATUS GOT-STATUS
+  [ "$3" = "$2" ]; check "$1 ($3)" $?
+}
+cleanup() {
+  [ -n "$task" ] && call DELETE "/api/$user/tasks/$task" >/dev/null
+  [ -n "$conversation" ] && call DELETE "/api/$user/conversations/$conversation" >/dev/null
+}
+
+# The user the token is for: its `sub` (the API checks the signature; this only builds paths).
+user=$(python3 -c "import base64,json,sys; p=sys.argv[1].split('.')[1]; print(json.loads(base64.urlsafe_b64decode(p+'='*(-len(p)%4)))['sub'])" "$token") \
+  || { echo "smoke: the token is not a JWT with a sub"; exit 2; }
+title="smoke test $(date +%s)-$$"
+
+expect "GET /health" 200 "$(curl -s -o "$body" -w '%{http_code}' --max-time 30 "$api/health" || echo 000)"
+
+status=$(call POST "/api/$user/chat" "{\"message\": \"Add a task to $title\"}")
+expect "POST chat" 200 "$status"
+conversation=$(json "d['conversation_id']")
+task=$(json "[c['result']['task']['id'] for c in d['tool_calls'] if c['name'] == 'add_task' and c['result']['success']][0]")
+[ -n "$task" ]; check "the turn called add_task" $?
+
+expect "GET conversations" 200 "$(call GET "/api/$user/conversations?limit=100")"
+[ "$(json "any(c['id'] == '$conversation' for c in d['conversations'])")" = True ]
+check "the conversation is listed" $?
+
+expect "GET the conversation" 200 "$(call GET "/api/$user/conversations/$conversation")"
+[ "$(json "[m['role'] for m in d['messages']]")" = "['user', 'assistant']" ]
+check "it holds the user message and the reply" $?
+
+expect "GET tasks" 200 "$(call GET "/api/$user/tasks?status=pending&limit=100")"
+[ "$(json "any(t['id'] == $task for t in d['tasks'])")" = True ]
+check "the task the turn made is in the tasks API" $?
+
+expect "DELETE the task" 204 "$(call DELETE "/api/$user/tasks/$task")" && task=""
+expect "DELETE the conversation" 204 "$(call DELETE "/api/$user/conversations/$conversation")" && conversation=""
+
+echo "smoke: $passed passed, $failed failed"
+[ "$failed" = 0 ]
