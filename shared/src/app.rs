@@ -46,16 +46,18 @@ impl App {
 
     /// Builds the app from `config`; opens no connection yet.
     pub fn new(config: Config) -> Result<Self, StartError> {
-        // One TLS connector per process: loading the CA store is a cold start's costliest step.
+        // One TLS connector per process, shared by Postgres and HTTPS: loading the CA store
+        // is a cold start's costliest step, so it happens once.
         let tls = native_tls::TlsConnector::new()?;
         let db = db::pool(
             &config.database_url,
             config.db_pool_size,
-            tls,
+            tls.clone(),
             config.db_timeouts,
         )?;
-        // One HTTP client (one connection pool, one TLS setup) for the LLM and the key set.
+        // One HTTP client (one connection pool) for the LLM and the key set.
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(5))
             .build()?;
         let verifier = Verifier::new(&config.auth, http.clone());
