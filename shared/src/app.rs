@@ -6,7 +6,7 @@ use crate::{
     auth::Verifier,
     config::{Config, ConfigError},
     db::{self, DbError, Pool},
-    llm::LlmClient,
+    llm::{LlmClient, ToolSpec},
 };
 
 /// Long-lived, user-independent state: config, pool, HTTP client, keys. Never user data.
@@ -19,6 +19,9 @@ pub struct App {
     pub verifier: Verifier,
     /// The model, when one is configured.
     pub llm: Option<LlmClient>,
+    /// The todo tools as offered to the model: their schemas are derived once per cold start,
+    /// not on every turn.
+    pub tools: Vec<ToolSpec>,
 }
 
 /// Why the app could not start.
@@ -70,6 +73,7 @@ impl App {
             db,
             verifier,
             llm,
+            tools: crate::agent::tools::specs(),
         })
     }
 }

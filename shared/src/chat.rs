@@ -499,7 +499,8 @@ async fn run_agent(
         turn_id: turn.journal,
         recorded,
     };
-    agent::run(llm, &TaskTools::new(client, user), prompt, limits, journal)
+    let tools = TaskTools::new(client, user);
+    agent::run(llm, &app.tools, &tools, prompt, limits, journal)
         .await
         .map_err(|e| match e {
             agent::AgentError::Llm(source) => ChatError::LlmFailed {

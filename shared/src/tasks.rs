@@ -1,11 +1,11 @@
 //! The user's todo tasks as every path takes them in: the tool calls and the REST endpoints
 //! parse titles, descriptions, status filters and page cursors with these types, so the chat
-//! and the API can never disagree about what a valid task is.
-
-use std::borrow::Cow;
+//! and the API can never disagree about what a valid task is. (Their JSON schemas, for the
+//! tools, are derived in tests: see `agent::tools`.)
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::DateTime;
+#[cfg(test)]
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
@@ -44,8 +44,9 @@ impl TryFrom<String> for Title {
     }
 }
 
+#[cfg(test)]
 impl JsonSchema for Title {
-    fn schema_name() -> Cow<'static, str> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
         "Title".into()
     }
     fn inline_schema() -> bool {
@@ -84,8 +85,9 @@ impl TryFrom<String> for Description {
     }
 }
 
+#[cfg(test)]
 impl JsonSchema for Description {
-    fn schema_name() -> Cow<'static, str> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
         "Description".into()
     }
     fn inline_schema() -> bool {
@@ -111,7 +113,8 @@ fn text<'a>(field: &str, raw: &'a str, max: usize) -> Result<&'a str, String> {
 // Variants carry no doc comments: schemars would turn them into a `oneOf`, which strict
 // function calling does not accept; a plain `enum` it does.
 /// Which tasks to list: all, pending (not done yet) or completed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Status {

@@ -18,7 +18,7 @@ use crate::{
         tasks::JournalEntry,
         turns::RecordedStep,
     },
-    llm::{FunctionCall, LlmClient, LlmError, Message, ToolCall, Usage},
+    llm::{FunctionCall, LlmClient, LlmError, Message, ToolCall, ToolSpec, Usage},
 };
 use tools::TaskTools;
 
@@ -84,7 +84,8 @@ struct Progress {
     records: Vec<ToolCallRecord>,
 }
 
-/// Runs the tool loop over `messages` (system prompt, history, the new user message).
+/// Runs the tool loop over `messages` (system prompt, history, the new user message),
+/// offering the model `specs` and running its calls with `tools`.
 ///
 /// A resumed turn first replays the rounds `journal` recorded: recorded results are given
 /// back to the model unrun, and only the calls of a round that never committed run. Several
@@ -93,12 +94,12 @@ struct Progress {
 /// was done rather than an error, so done work is never reported as failed.
 pub async fn run(
     llm: &LlmClient,
+    specs: &[ToolSpec],
     tools: &TaskTools<'_>,
     messages: Vec<Message>,
     limits: Limits,
     journal: Journal,
 ) -> Result<AgentReply, AgentError> {
-    let specs = tools::specs();
     let mut progress = Progress {
         messages,
         records: Vec::new(),
@@ -118,7 +119,7 @@ pub async fn run(
     while round < limits.max_rounds as i32 {
         let asked = Instant::now();
         let within = limits.deadline.saturating_duration_since(asked);
-        let answer = llm.complete(&progress.messages, &specs, within).await;
+        let answer = llm.complete(&progress.messages, specs, within).await;
         llm_latency += asked.elapsed();
         let completion = match answer {
             Ok(completion) => completion,

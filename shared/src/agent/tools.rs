@@ -1,12 +1,15 @@
 //! The todo tools offered to the model, and their executor.
 //!
 //! Each tool is defined once, in [`tools`]: its name, its description and its argument type,
-//! whose derived JSON schema is what the model sees and whose parsing is what the executor
-//! runs. The checks on titles and descriptions are [`crate::tasks`]'s, shared with the REST
+//! whose JSON schema (derived with schemars) is what the model sees and whose parsing is what
+//! the executor runs. The derived schemas ship as `tool_schemas.json`, which a test keeps
+//! identical to the derivation: the functions then carry a few hundred bytes of JSON rather
+//! than schemars' machinery (the chat zip has a 4 MB budget). The checks on titles and descriptions are [`crate::tasks`]'s, shared with the REST
 //! API. No tool takes a user id: the executor is bound to the verified token's user, and
 //! every task id the model names is looked up within that user's tasks only.
 
-use schemars::{JsonSchema, generate::SchemaSettings};
+#[cfg(test)]
+use schemars::JsonSchema;
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -23,16 +26,32 @@ use crate::{
 /// Most tasks one `list_tasks` call returns.
 pub const LIST_LIMIT: i64 = 50;
 
+/// The strict JSON schemas of the tools' arguments, derived from their types (see
+/// `tests::tool_schemas_json_is_derived_from_the_argument_types`).
+const TOOL_SCHEMAS: &str = include_str!("tool_schemas.json");
+
 /// One tool as the model sees it and as the executor reads its calls.
 struct Tool {
     name: &'static str,
     description: String,
-    schema: fn() -> Value,
     parse: fn(&str) -> Result<Op, Refusal>,
+    /// Derives the schema of the tool's arguments (in tests, which check the shipped file).
+    #[cfg(test)]
+    schema: fn() -> Value,
 }
 
+/// What a tool's argument type must be: in tests, also a source of its JSON schema.
+#[cfg(test)]
+trait Described: JsonSchema {}
+#[cfg(test)]
+impl<T: JsonSchema> Described for T {}
+#[cfg(not(test))]
+trait Described {}
+#[cfg(not(test))]
+impl<T> Described for T {}
+
 /// A tool's arguments: their type is the tool's schema; `into_op` says what they ask for.
-trait Arguments: DeserializeOwned + JsonSchema {
+trait Arguments: DeserializeOwned + Described {
     fn into_op(self) -> Result<Op, Refusal>;
 }
 
@@ -40,8 +59,9 @@ fn tool<A: Arguments>(name: &'static str, description: impl Into<String>) -> Too
     Tool {
         name,
         description: description.into(),
-        schema: strict_schema::<A>,
         parse: |raw| parse::<A>(raw)?.into_op(),
+        #[cfg(test)]
+        schema: strict_schema::<A>,
     }
 }
 
@@ -70,16 +90,22 @@ pub fn names() -> Vec<&'static str> {
     tools().iter().map(|t| t.name).collect()
 }
 
-/// The tools, with strict JSON schemas (every property required, optional ones nullable).
+/// The tools, with strict JSON schemas (every property required, optional ones nullable);
+/// built once per cold start.
 pub fn specs() -> Vec<ToolSpec> {
+    let schemas: serde_json::Map<String, Value> =
+        serde_json::from_str(TOOL_SCHEMAS).expect("tool_schemas.json is a JSON object");
     tools()
         .into_iter()
         .map(|t| ToolSpec {
             kind: "function",
             function: FunctionSpec {
+                parameters: schemas
+                    .get(t.name)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("tool_schemas.json has no {}", t.name)),
                 name: t.name,
                 description: t.description,
-                parameters: (t.schema)(),
                 strict: true,
             },
         })
@@ -88,7 +114,9 @@ pub fn specs() -> Vec<ToolSpec> {
 
 /// `A`'s schema in the form strict function calling takes: inline, every property required
 /// (optional ones are nullable), no other properties.
+#[cfg(test)]
 fn strict_schema<A: JsonSchema>() -> Value {
+    use schemars::generate::SchemaSettings;
     let settings = SchemaSettings::draft2020_12().with(|s| {
         s.inline_subschemas = true;
         s.meta_schema = None;
@@ -115,6 +143,7 @@ fn strict_schema<A: JsonSchema>() -> Value {
 #[serde(transparent)]
 struct TaskId(i64);
 
+#[cfg(test)]
 impl JsonSchema for TaskId {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "TaskId".into()
@@ -130,7 +159,8 @@ impl JsonSchema for TaskId {
     }
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct AddTask {
     title: Title,
@@ -148,7 +178,8 @@ impl Arguments for AddTask {
     }
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct ListTasks {
     /// Which tasks to list; defaults to all.
@@ -162,7 +193,8 @@ impl Arguments for ListTasks {
     }
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct CompleteTask {
     task_id: TaskId,
@@ -174,7 +206,8 @@ impl Arguments for CompleteTask {
     }
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct DeleteTask {
     task_id: TaskId,
@@ -186,7 +219,8 @@ impl Arguments for DeleteTask {
     }
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct UpdateTask {
     task_id: TaskId,
@@ -455,6 +489,29 @@ mod tests {
         for unsupported in ["$ref", "oneOf", "format"] {
             assert!(!all.contains(unsupported), "{unsupported} in {all}");
         }
+    }
+
+    /// The schemas shipped in `tool_schemas.json` are exactly what schemars derives from the
+    /// argument types; after changing a type, regenerate the file with
+    /// `UPDATE_TOOL_SCHEMAS=1 cargo test -p todo-chat --lib tool_schemas`.
+    #[test]
+    fn tool_schemas_json_is_derived_from_the_argument_types() {
+        let derived: serde_json::Map<String, Value> = tools()
+            .iter()
+            .map(|t| (t.name.to_owned(), (t.schema)()))
+            .collect();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/agent/tool_schemas.json");
+        if std::env::var_os("UPDATE_TOOL_SCHEMAS").is_some() {
+            let text = serde_json::to_string_pretty(&derived).unwrap() + "\n";
+            std::fs::write(path, text).unwrap();
+        }
+        let shipped: serde_json::Map<String, Value> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(
+            Value::Object(shipped),
+            Value::Object(derived),
+            "tool_schemas.json is stale: run UPDATE_TOOL_SCHEMAS=1 cargo test -p todo-chat --lib tool_schemas"
+        );
     }
 
     #[test]
