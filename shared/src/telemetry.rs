@@ -1,18 +1,27 @@
 //! Structured JSON logs for CloudWatch: one object per line, with the request's id, route
 //! and user hash from the request span. Never tokens, secrets, or message or task text.
 
-use tracing::Subscriber;
-use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::{filter::Targets, fmt::MakeWriter, layer::SubscriberExt};
 
-/// Installs the JSON log subscriber on stdout; `RUST_LOG` filters it (default `info`).
+/// Installs the JSON log subscriber on stdout, filtered by `RUST_LOG` (default `info`).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing::subscriber::set_global_default(subscriber(std::io::stdout, filter))
+    tracing::subscriber::set_global_default(subscriber(std::io::stdout, log_filter()))
         .expect("logging is initialised once per process");
 }
 
+/// `RUST_LOG` as `target=level` directives (`info`, `warn,todo_chat=debug`); `info` when unset
+/// or unreadable. Targets, not `EnvFilter`: the same directives without a regex engine in
+/// every function's binary.
+pub fn log_filter() -> Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO))
+}
+
 /// The production log format writing to `writer`; tests capture logs with it.
-pub fn subscriber<W>(writer: W, filter: EnvFilter) -> impl Subscriber + Send + Sync
+pub fn subscriber<W>(writer: W, filter: Targets) -> impl Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -25,9 +34,9 @@ where
         .with_ansi(false)
         .without_time()
         .with_target(false)
-        .with_env_filter(filter)
         .with_writer(writer)
         .finish()
+        .with(filter)
 }
 
 /// The CloudWatch namespace the functions' metrics are published under.

@@ -8,7 +8,6 @@ use std::{
 
 use lambda_http::{Body, http::Method};
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
 use wiremock::ResponseTemplate;
 
 use crate::helpers::{SECRET, TestApp, completion, tool_calls};
@@ -250,7 +249,7 @@ async fn logs_of_full_turns_hold_ids_and_codes_but_no_tokens_secrets_or_text() {
     let writer = sink.clone();
     let _logging = tracing::subscriber::set_default(todo_chat::telemetry::subscriber(
         move || writer.clone(),
-        EnvFilter::new("debug"),
+        "debug".parse().unwrap(),
     ));
     let message = "my bank PIN is 4921, remind me";
     let task_title = "call the oncologist about results";
