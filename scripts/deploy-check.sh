@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make deploy-check`: the deploy an operator would run, proven offline before it reaches AWS
+# (no credentials, no network beyond the package registries):
+#   cfn-lint and `sam validate --lint`, then `sam build` from this checkout with the
+#   template's rust-cargolambda method, then a check of what it built: one bootstrap per
+#   function in the template, each an aarch64 executable, each zip within the size budget.
+# `make package` then reuses the same release build in target/ instead of compiling again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-1}
+scripts/ensure-tools.sh cargo-lambda cfn-lint sam=aws-sam-cli
+
+echo "== deploy-check: cfn-lint, sam validate --lint"
+cfn-lint template.yaml
+sam validate --lint
+
+echo "== deploy-check: sam build (rust-cargolambda, arm64, release)"
+sam build --beta-features --no-cached
+
+echo "== deploy-check: what was built"
+make --no-print-directory package >/dev/null
+python3 - <<'PY'
+import pathlib, sys
+from cfnlint.decode import decode
+
+ZIP_BUDGET = 4 * 1000 * 1000  # bytes: the budget BENCHMARKS.md tracks
+template, _ = decode("template.yaml")
+problems, checked = [], 0
+for name, resource in template["Resources"].items():
+    if resource["Type"] != "AWS::Serverless::Function":
+        continue
+    binary = resource["Metadata"]["BuildProperties"]["Binary"]
+    bootstrap = pathlib.Path(".aws-sam/build") / name / "bootstrap"
+    if not bootstrap.is_file():
+        problems.append(f"{name}: sam build made no {bootstrap}")
+        continue
+    header = bootstrap.read_bytes()[:20]
+    # ELF magic, and e_machine 0xB7: AArch64 (the template's arm64 architecture).
+    if header[:4] != b"\x7fELF" or int.from_bytes(header[18:20], "little") != 0xB7:
+        problems.append(f"{name}: {bootstrap} is not an aarch64 ELF executable")
+    zipped = pathlib.Path("target/lambda") / binary / "bootstrap.zip"
+    if not zipped.is_file():
+        problems.append(f"{name}: make package made no {zipped}")
+    elif zipped.stat().st_size > ZIP_BUDGET:
+        problems.append(f"{name}: {zipped} is {zipped.stat().st_size} bytes, over {ZIP_BUDGET}")
+    checked += 1
+for problem in problems:
+    print(f"deploy-check: {problem}")
+print(f"deploy-check: {checked} functions built, {len(problems)} problem(s)")
+sys.exit(1 if problems or checked == 0 else 0)
+PY
