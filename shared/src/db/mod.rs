@@ -168,11 +168,6 @@ impl Pool {
             ))),
         }
     }
-
-    /// The bounds this pool applies.
-    pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
-    }
 }
 
 /// One pooled connection. A statement that overruns [`Timeouts::statement`] is cancelled on
