@@ -1,5 +1,6 @@
 //! The user's todo tasks as every path takes them in: the tool calls and the REST endpoints
-//! parse titles, descriptions, status filters and page cursors with these types, so the chat
+//! parse titles, descriptions and page cursors with these types (and status filters with
+//! `db::tasks::StatusFilter`), so the chat
 //! and the API can never disagree about what a valid task is. (Their JSON schemas, for the
 //! tools, are derived in tests: see `agent::tools`.)
 
@@ -9,7 +10,7 @@ use chrono::DateTime;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
-use crate::db::tasks::{After, StatusFilter};
+use crate::db::tasks::After;
 
 /// Most characters in a task title (after trimming).
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -108,43 +109,6 @@ fn text<'a>(field: &str, raw: &'a str, max: usize) -> Result<&'a str, String> {
         return Err(format!("{field} must be at most {max} characters"));
     }
     Ok(text)
-}
-
-// Variants carry no doc comments: schemars would turn them into a `oneOf`, which strict
-// function calling does not accept; a plain `enum` it does.
-/// Which tasks to list: all, pending (not done yet) or completed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(JsonSchema))]
-#[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
-pub enum Status {
-    #[default]
-    All,
-    Pending,
-    Completed,
-}
-
-impl Status {
-    /// Reads `all`, `pending` or `completed`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw {
-            "all" => Ok(Status::All),
-            "pending" => Ok(Status::Pending),
-            "completed" => Ok(Status::Completed),
-            other => Err(format!(
-                "status must be all, pending or completed, not {other:?}"
-            )),
-        }
-    }
-
-    /// The filter the query applies.
-    pub fn filter(self) -> StatusFilter {
-        match self {
-            Status::All => StatusFilter::All,
-            Status::Pending => StatusFilter::Pending,
-            Status::Completed => StatusFilter::Completed,
-        }
-    }
 }
 
 /// An opaque page cursor: where the next page starts (keyset, not offset, so pages stay

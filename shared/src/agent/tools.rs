@@ -20,7 +20,7 @@ use crate::{
         tasks::{self, Changes, Completed, JournalEntry, Outcome, StatusFilter, Task},
     },
     llm::{FunctionSpec, ToolSpec},
-    tasks::{Description, Status, Title},
+    tasks::{Description, Title},
 };
 
 /// Most tasks one `list_tasks` call returns.
@@ -184,12 +184,12 @@ impl Arguments for AddTask {
 struct ListTasks {
     /// Which tasks to list; defaults to all.
     #[serde(default)]
-    status: Option<Status>,
+    status: Option<StatusFilter>,
 }
 
 impl Arguments for ListTasks {
     fn into_op(self) -> Result<Op, Refusal> {
-        Ok(Op::List(self.status.unwrap_or_default().filter()))
+        Ok(Op::List(self.status.unwrap_or_default()))
     }
 }
 

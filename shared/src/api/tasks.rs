@@ -6,18 +6,18 @@ use lambda_http::{
     Body, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize, de::IntoDeserializer};
 use serde_json::{Map, Value};
 
 use crate::{
     app::App,
     db::{
         self,
-        tasks::{After, Changes, Outcome, Task},
+        tasks::{After, Changes, Outcome, StatusFilter, Task},
     },
     http::{self, ApiError},
     input::{self, InputError},
-    tasks::{Cursor, Description, Status, Title},
+    tasks::{Cursor, Description, Title},
 };
 
 #[derive(Serialize)]
@@ -31,10 +31,14 @@ struct TaskList {
 pub async fn list(app: &App, req: Request) -> Response<Body> {
     http::serve("list_tasks", req, |req| async move {
         let user = http::authenticate(&app.verifier, &req).await?;
+        // Read by the same derive as the list_tasks tool's argument.
         let status = http::query_param(&req, "status")
-            .map(Status::parse)
-            .transpose()
-            .map_err(|reason| InputError::field("status", reason))?
+            .map(|raw| {
+                StatusFilter::deserialize(raw.into_deserializer()).map_err(
+                    |e: serde::de::value::Error| InputError::field("status", e.to_string()),
+                )
+            })
+            .transpose()?
             .unwrap_or_default();
         let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 20, 1, 100)?;
         // `cursor=` (empty) asks for the first page, as no cursor does.
@@ -45,15 +49,8 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
             .map_err(|reason| InputError::field("cursor", reason))?;
         let client = app.db.get().await?;
         // One row more than asked tells whether another page follows.
-        let outcome = db::tasks::list(
-            &client,
-            &user,
-            status.filter(),
-            after.map(|c| c.0),
-            limit + 1,
-            None,
-        )
-        .await?;
+        let outcome =
+            db::tasks::list(&client, &user, status, after.map(|c| c.0), limit + 1, None).await?;
         let mut page = Outcome::<Task>::read(&outcome)?;
         let next_cursor = if page.rows.len() as i64 > limit {
             page.rows.truncate(limit as usize);

@@ -77,14 +77,18 @@ pub struct After {
     pub id: i64,
 }
 
-/// Which tasks to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Variants carry no doc comments: schemars (which derives the tools' schemas from this type)
+// would turn them into a `oneOf`, which strict function calling does not accept.
+/// Which tasks to list: all, pending (not done yet) or completed; named in lowercase by the
+/// tasks API's `?status=` and by the `list_tasks` tool alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
 pub enum StatusFilter {
-    /// Every task.
+    #[default]
     All,
-    /// Tasks not done yet.
     Pending,
-    /// Tasks done.
     Completed,
 }
 
