@@ -12,12 +12,7 @@ use crate::{
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("chat", req, |req| async move {
         let user = http::authenticate(&app.verifier, &req).await?;
-        if req.body().len() > app.config.max_body_bytes {
-            return Err(ApiError::PayloadTooLarge {
-                limit: app.config.max_body_bytes,
-            });
-        }
-        let request = ChatRequest::parse(req.body().as_ref())?;
+        let request = ChatRequest::parse(http::body(&req, app.config.max_body_bytes)?)?;
         let key = req
             .headers()
             .get("idempotency-key")

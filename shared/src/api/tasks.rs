@@ -163,12 +163,8 @@ pub async fn delete(app: &App, req: Request) -> Response<Body> {
 
 /// The body as a JSON object with only `allowed` keys, within the size limit.
 fn json_body(app: &App, req: &Request, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
-    if req.body().len() > app.config.max_body_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: app.config.max_body_bytes,
-        });
-    }
-    Ok(input::json_object(req.body().as_ref(), allowed)?)
+    let body = http::body(req, app.config.max_body_bytes)?;
+    Ok(input::json_object(body, allowed)?)
 }
 
 fn parse_title(value: &Value) -> Result<Title, InputError> {

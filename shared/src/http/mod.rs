@@ -61,6 +61,14 @@ pub fn user_hash(user: &UserId) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The request body, or `413 payload_too_large` when it is over `limit` bytes.
+pub fn body(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
+    if req.body().len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    Ok(req.body().as_ref())
+}
+
 /// A query string parameter (its first value).
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref()

@@ -299,3 +299,26 @@ async fn the_chat_and_the_api_see_the_same_tasks() {
     assert_eq!(tool_list["tasks"][0]["title"], "call mum");
     assert_eq!(tool_list["tasks"][0]["completed"], true);
 }
+
+#[tokio::test]
+async fn a_body_over_the_size_limit_is_413_and_writes_nothing() {
+    let app = TestApp::spawn_with(&[("MAX_BODY_BYTES", "100")]).await;
+    let id = created(&app, "alice", "buy milk").await;
+    let big = "d".repeat(200);
+
+    let create = app
+        .create_task("alice", json!({"title": "x", "description": big}))
+        .await;
+    let update = app
+        .update_task("alice", &id, json!({"description": big}), None)
+        .await;
+
+    for res in [&create, &update] {
+        assert_eq!(res.status, 413, "{}", res.body);
+        assert_eq!(res.body["error"], "payload_too_large");
+    }
+    assert_eq!(
+        app.tasks_of("alice").await,
+        [("buy milk".to_owned(), false)]
+    );
+}
