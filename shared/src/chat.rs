@@ -211,6 +211,40 @@ enum Start {
     Replay(TurnReply),
 }
 
+/// A turn that may run: its user message is stored and the conversation's lease is held,
+/// or the key names a turn that already completed.
+pub enum Admitted {
+    /// Run it with [`run`].
+    Run(Box<PendingTurn>),
+    /// The stored answer of the completed turn.
+    Replay(TurnReply),
+}
+
+/// A turn admitted to run, with the ids its answer will carry.
+pub struct PendingTurn {
+    client: db::Client,
+    turn: Started,
+    deadline: Instant,
+    assistant_message_id: Uuid,
+}
+
+impl PendingTurn {
+    /// The conversation the turn belongs to.
+    pub fn conversation_id(&self) -> Uuid {
+        self.turn.stored.conversation_id
+    }
+
+    /// The stored user message.
+    pub fn user_message_id(&self) -> Uuid {
+        self.turn.stored.message_id
+    }
+
+    /// The id the assistant message will be stored under.
+    pub fn assistant_message_id(&self) -> Uuid {
+        self.assistant_message_id
+    }
+}
+
 /// Runs one turn for `user`: exactly once per idempotency key, one at a time per
 /// conversation.
 pub async fn run_turn(
@@ -219,17 +253,53 @@ pub async fn run_turn(
     request: ChatRequest,
     key: Option<&IdempotencyKey>,
 ) -> Result<TurnReply, ChatError> {
+    match admit(app, user, request, key).await? {
+        Admitted::Run(turn) => run(app, user, *turn, &agent::Silent).await,
+        Admitted::Replay(reply) => Ok(reply),
+    }
+}
+
+/// The part of a turn that decides whether it may run: the key is checked, the user
+/// message stored, the rate limit counted and the lease taken. Everything refused here is
+/// refused before a streamed answer's first byte.
+pub async fn admit(
+    app: &App,
+    user: &UserId,
+    request: ChatRequest,
+    key: Option<&IdempotencyKey>,
+) -> Result<Admitted, ChatError> {
     let deadline = Instant::now() + app.config.turn_deadline;
     let client = app.db.get().await?;
     let turn = match key {
         Some(key) => start_keyed(app, &client, user, &request, key).await?,
         None => start(app, &client, user, &request, None).await?,
     };
-    let turn = match turn {
-        Start::Run(turn) => turn,
-        Start::Replay(reply) => return Ok(reply),
-    };
-    let reply = match run_agent(app, &client, user, &turn, deadline).await {
+    Ok(match turn {
+        Start::Run(turn) => Admitted::Run(Box::new(PendingTurn {
+            client,
+            turn,
+            deadline,
+            assistant_message_id: Uuid::new_v4(),
+        })),
+        Start::Replay(reply) => Admitted::Replay(reply),
+    })
+}
+
+/// Runs an admitted turn to its stored answer, reporting each step to `observer`. The
+/// assistant message is committed before this returns.
+pub async fn run(
+    app: &App,
+    user: &UserId,
+    pending: PendingTurn,
+    observer: &dyn agent::Observer,
+) -> Result<TurnReply, ChatError> {
+    let PendingTurn {
+        client,
+        turn,
+        deadline,
+        assistant_message_id,
+    } = pending;
+    let reply = match run_agent(app, &client, user, &turn, deadline, observer).await {
         Ok(reply) => reply,
         Err(e) => {
             release(app, client, &turn).await;
@@ -237,7 +307,6 @@ pub async fn run_turn(
         }
     };
 
-    let assistant_message_id = Uuid::new_v4();
     let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
     let stored_reply = db::turns::Reply {
         message_id: assistant_message_id,
@@ -455,6 +524,7 @@ async fn run_agent(
     user: &UserId,
     turn: &Started,
     deadline: Instant,
+    observer: &dyn agent::Observer,
 ) -> Result<agent::AgentReply, ChatError> {
     let Some(llm) = &app.llm else {
         return Err(ChatError::LlmNotConfigured {
@@ -500,7 +570,7 @@ async fn run_agent(
         recorded,
     };
     let tools = TaskTools::new(client, user);
-    agent::run(llm, &app.tools, &tools, prompt, limits, journal)
+    agent::run(llm, &app.tools, &tools, prompt, limits, journal, observer)
         .await
         .map_err(|e| match e {
             agent::AgentError::Llm(source) => ChatError::LlmFailed {

@@ -38,6 +38,8 @@ pub struct Config {
     pub prompt_budget_chars: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a streamed answer may stay silent before a heartbeat comment is sent.
+    pub stream_heartbeat: Duration,
     /// What the retention job keeps, and its batch sizes.
     pub retention: Policy,
 }
@@ -53,6 +55,10 @@ pub struct LlmConfig {
     pub model: String,
     /// Upper bound on one call to the provider.
     pub request_timeout: Duration,
+    /// Longest wait for a streamed answer's response headers.
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two events of a streamed answer.
+    pub idle_timeout: Duration,
 }
 
 // Hand-written so the database password and auth secret never reach a log line.
@@ -146,6 +152,11 @@ impl Config {
                 api_key: api_key.unwrap_or_default(),
                 model: get("LLM_MODEL").unwrap_or_else(|| DEFAULT_LLM_MODEL.into()),
                 request_timeout: Duration::from_millis(number("LLM_TIMEOUT_MS", 20_000)?),
+                first_byte_timeout: Duration::from_millis(number(
+                    "LLM_FIRST_BYTE_TIMEOUT_MS",
+                    10_000,
+                )?),
+                idle_timeout: Duration::from_millis(number("LLM_IDLE_TIMEOUT_MS", 10_000)?),
             })
         } else {
             None
@@ -173,6 +184,7 @@ impl Config {
                 .clamp(2, i32::MAX as u64) as i32,
             prompt_budget_chars: number("PROMPT_BUDGET_CHARS", 32_000)? as usize,
             max_body_bytes: number("MAX_BODY_BYTES", 32 * 1024)? as usize,
+            stream_heartbeat: Duration::from_millis(number("STREAM_HEARTBEAT_MS", 5_000)?.max(1)),
             retention: Policy {
                 keys: Duration::from_secs(3600 * number("RETENTION_KEYS_HOURS", 24)?),
                 batch: number("RETENTION_BATCH", 1000)?.clamp(1, 100_000) as i64,

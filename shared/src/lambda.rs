@@ -1,8 +1,10 @@
 //! Wiring an endpoint handler into the Lambda runtime: what every function's `main` does.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use lambda_http::{Body, Error, LambdaEvent, Request, Response, run, service_fn};
+use lambda_http::{
+    Body, Error, LambdaEvent, Request, Response, run, run_with_streaming_response, service_fn,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,6 +22,23 @@ where
     let app: &'static App = Box::leak(Box::new(App::from_env()?));
     run(service_fn(|req| {
         let response = handler(app, req);
+        async move { Ok::<_, Error>(response.await) }
+    }))
+    .await
+}
+
+/// Like [`serve`], through Lambda's response streaming: `handler` answers with a body that
+/// may be sent as it is produced. The app is shared with tasks that outlive a response.
+pub async fn serve_streaming<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(Arc<App>, Request) -> Fut,
+    Fut: Future<Output = Response<crate::http::ResponseBody>> + Send,
+{
+    crate::telemetry::init();
+    let app = Arc::new(App::from_env()?);
+    run_with_streaming_response(service_fn(|req| {
+        // Boxed: the turn's future is too deep a type to nest inside the runtime's.
+        let response = Box::pin(handler(app.clone(), req));
         async move { Ok::<_, Error>(response.await) }
     }))
     .await

@@ -4,7 +4,7 @@
 //! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`agent`] (the tool loop and the
 //! todo tools), [`chat`] (a turn's logic), [`tasks`] (task input every path parses alike),
 //! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`retention`] (the
-//! scheduled clean-up), [`telemetry`] (logs).
+//! scheduled clean-up), [`telemetry`] (logs), [`ui_stream`] (the streamed answer's wire format).
 
 pub mod agent;
 pub mod api;
@@ -20,5 +20,6 @@ pub mod llm;
 pub mod retention;
 pub mod tasks;
 pub mod telemetry;
+pub mod ui_stream;
 
 pub use app::App;

@@ -59,6 +59,54 @@ pub enum AgentError {
     Db(#[from] DbError),
 }
 
+/// What the agent reports as a turn runs, in order: the one seam through which both the
+/// JSON answer and the streamed answer learn what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A step begins: one model round, or the closing summary.
+    StepStart,
+    /// A piece of the step's text, as the model writes it.
+    TextDelta(String),
+    /// A tool call the model asked for, about to run (or replayed from the journal).
+    ToolInput {
+        /// The model's id for the call.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// The arguments, as [`ToolCallRecord::arguments`] holds them.
+        arguments: Value,
+    },
+    /// What a tool answered: the same `result` the turn stores.
+    ToolOutput {
+        /// The call this answers.
+        id: String,
+        /// The tool's result.
+        result: Value,
+    },
+    /// The step is over.
+    StepEnd,
+}
+
+/// Receives the agent's [`Event`]s.
+pub trait Observer: Sync {
+    /// Called for each event, in order.
+    fn on(&self, event: Event);
+    /// Whether the model's text should be streamed to [`Observer::on`] as it is written.
+    fn wants_text(&self) -> bool {
+        true
+    }
+}
+
+/// The JSON answer's observer: it needs only the finished reply, so nothing is streamed.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn on(&self, _: Event) {}
+    fn wants_text(&self) -> bool {
+        false
+    }
+}
+
 /// Bounds on one turn.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -85,7 +133,8 @@ struct Progress {
 }
 
 /// Runs the tool loop over `messages` (system prompt, history, the new user message),
-/// offering the model `specs` and running its calls with `tools`.
+/// offering the model `specs` and running its calls with `tools`, and reports each step to
+/// `observer`.
 ///
 /// A resumed turn first replays the rounds `journal` recorded: recorded results are given
 /// back to the model unrun, and only the calls of a round that never committed run. Several
@@ -99,6 +148,7 @@ pub async fn run(
     messages: Vec<Message>,
     limits: Limits,
     journal: Journal,
+    observer: &dyn Observer,
 ) -> Result<AgentReply, AgentError> {
     let mut progress = Progress {
         messages,
@@ -113,19 +163,36 @@ pub async fn run(
             .iter()
             .filter(|s| s.round == round)
             .collect();
-        run_round(tools, &journal, round, message, &steps, &mut progress).await?;
+        observer.on(Event::StepStart);
+        run_round(
+            tools,
+            &journal,
+            round,
+            message,
+            &steps,
+            &mut progress,
+            observer,
+        )
+        .await?;
+        observer.on(Event::StepEnd);
         round += 1;
     }
     while round < limits.max_rounds as i32 {
         let asked = Instant::now();
         let within = limits.deadline.saturating_duration_since(asked);
-        let answer = llm.complete(&progress.messages, specs, within).await;
+        observer.on(Event::StepStart);
+        let mut on_text = |text: &str| observer.on(Event::TextDelta(text.to_owned()));
+        let on_text: Option<crate::llm::OnText<'_>> = observer.wants_text().then_some(&mut on_text);
+        let answer = llm
+            .complete(&progress.messages, specs, within, on_text)
+            .await;
         llm_latency += asked.elapsed();
         let completion = match answer {
             Ok(completion) => completion,
             Err(e) if progress.records.is_empty() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "llm failed after tools ran; ending the turn");
+                observer.on(Event::StepEnd);
                 break;
             }
         };
@@ -134,6 +201,7 @@ pub async fn run(
             usage.completion_tokens += u.completion_tokens;
         }
         if completion.tool_calls.is_empty() {
+            observer.on(Event::StepEnd);
             return Ok(AgentReply {
                 text: completion.content.unwrap_or_default(),
                 tool_calls: progress.records,
@@ -145,11 +213,26 @@ pub async fn run(
             content: completion.content,
             tool_calls: completion.tool_calls,
         };
-        run_round(tools, &journal, round, message, &[], &mut progress).await?;
+        run_round(
+            tools,
+            &journal,
+            round,
+            message,
+            &[],
+            &mut progress,
+            observer,
+        )
+        .await?;
+        observer.on(Event::StepEnd);
         round += 1;
     }
+    // The reply was not written by the model: it is sent as a step of its own.
+    let text = summary(&progress.records);
+    observer.on(Event::StepStart);
+    observer.on(Event::TextDelta(text.clone()));
+    observer.on(Event::StepEnd);
     Ok(AgentReply {
-        text: summary(&progress.records),
+        text,
         tool_calls: progress.records,
         usage,
         llm_latency,
@@ -172,6 +255,7 @@ async fn run_round(
     message: Message,
     recorded: &[&RecordedStep],
     progress: &mut Progress,
+    observer: &dyn Observer,
 ) -> Result<(), AgentError> {
     let calls = match &message {
         Message::Assistant { tool_calls, .. } => tool_calls.clone(),
@@ -181,6 +265,13 @@ async fn run_round(
     progress.messages.push(message);
     for (index, call) in calls.into_iter().enumerate() {
         let (name, arguments) = (&call.function.name, &call.function.arguments);
+        let parsed: Value =
+            serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.clone()));
+        observer.on(Event::ToolInput {
+            id: call.id.clone(),
+            name: name.clone(),
+            arguments: parsed.clone(),
+        });
         let result = match recorded.iter().find(|s| s.call_index == index as i32) {
             Some(step) => TaskTools::replay(name, arguments, &step.outcome)?,
             None => {
@@ -200,9 +291,12 @@ async fn run_round(
             tool_call_id: call.id.clone(),
             content: result.to_string(),
         });
+        observer.on(Event::ToolOutput {
+            id: call.id.clone(),
+            result: result.clone(),
+        });
         progress.records.push(ToolCallRecord {
-            arguments: serde_json::from_str(&call.function.arguments)
-                .unwrap_or(Value::String(call.function.arguments)),
+            arguments: parsed,
             id: call.id,
             name: call.function.name,
             result,

@@ -1,27 +1,165 @@
-//! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn.
+//! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn, answered as JSON, or
+//! as a UI message stream when the client sends `Accept: text/event-stream`.
 
-use lambda_http::{Body, Request, Response, http::StatusCode};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use lambda_http::{
+    Body, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::Instrument;
 
 use crate::{
+    agent::{self, Event, Observer},
     app::App,
-    chat::{self, ChatRequest, IdempotencyKey},
-    http::{self, ApiError},
+    auth::UserId,
+    chat::{self, Admitted, ChatRequest, IdempotencyKey, PendingTurn},
+    http::{self, ApiError, ResponseBody},
+    ui_stream::{self, Encoder, TurnIds},
 };
 
-/// Handles one chat request; always answers, never returns an error to the runtime.
+/// Handles one chat request with a JSON answer; always answers, never returns an error to
+/// the runtime.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("chat", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
-        let request = ChatRequest::parse(http::body(&req, app.config.max_body_bytes)?)?;
-        let key = req
-            .headers()
-            .get("idempotency-key")
-            .map(|value| IdempotencyKey::parse(value.as_bytes()))
-            .transpose()?;
+        let (user, request, key) = read(app, &req).await?;
         let reply = chat::run_turn(app, &user, request, key.as_ref())
             .await
             .map_err(ApiError::from)?;
         Ok(http::json_response(StatusCode::OK, &reply))
     })
     .await
+}
+
+/// Handles one chat request for the streaming runtime: a streamed turn when the client
+/// accepts `text/event-stream`, else exactly the JSON answer of [`handle`]. Whatever is
+/// refused before the turn runs is refused with its JSON status and envelope.
+pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseBody> {
+    if !wants_stream(&req) {
+        return ResponseBody::full(handle(&app, req).await);
+    }
+    http::serve("chat", req, |req| async move {
+        let (user, request, key) = read(&app, &req).await?;
+        let request_id = http::request_id(&req);
+        match chat::admit(&app, &user, request, key.as_ref()).await? {
+            Admitted::Replay(reply) => {
+                let ids = TurnIds {
+                    conversation_id: reply.conversation_id,
+                    user_message_id: reply.user_message_id,
+                    assistant_message_id: reply.assistant_message_id,
+                };
+                let mut encoder = Encoder::new(ids);
+                let mut bytes = encoder.start().to_vec();
+                for event in ui_stream::replayed(&reply) {
+                    bytes.extend_from_slice(&encoder.event(event));
+                }
+                bytes.extend_from_slice(&encoder.finish(&reply));
+                Ok(stream_response(ResponseBody::Full(Some(bytes.into()))))
+            }
+            Admitted::Run(turn) if app.llm.is_none() => {
+                // Nothing to stream: the turn fails at once, its message stored, as JSON.
+                let reply = chat::run(&app, &user, *turn, &agent::Silent).await?;
+                Ok(ResponseBody::full(http::json_response(
+                    StatusCode::OK,
+                    &reply,
+                )))
+            }
+            Admitted::Run(turn) => Ok(stream_turn(app.clone(), user, *turn, request_id)),
+        }
+    })
+    .await
+}
+
+/// The caller, the validated body and the idempotency key of a chat request.
+async fn read(
+    app: &App,
+    req: &Request,
+) -> Result<(UserId, ChatRequest, Option<IdempotencyKey>), ApiError> {
+    let user = http::authenticate(&app.verifier, req).await?;
+    let request = ChatRequest::parse(http::body(req, app.config.max_body_bytes)?)?;
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()?;
+    Ok((user, request, key))
+}
+
+fn wants_stream(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/event-stream"))
+}
+
+/// Starts the turn on its own task and answers with its stream. A client that goes away
+/// does not cancel the turn: it runs to its stored end, and a keyed retry replays it.
+fn stream_turn(
+    app: Arc<App>,
+    user: UserId,
+    turn: PendingTurn,
+    request_id: String,
+) -> Response<ResponseBody> {
+    let ids = TurnIds {
+        conversation_id: turn.conversation_id(),
+        user_message_id: turn.user_message_id(),
+        assistant_message_id: turn.assistant_message_id(),
+    };
+    let (sender, body) = ResponseBody::channel(app.config.stream_heartbeat, ui_stream::HEARTBEAT);
+    let encoder = Encoder::new(ids);
+    let _ = sender.send(encoder.start());
+    let forward = Forward {
+        sender,
+        encoder: Mutex::new(encoder),
+    };
+    let run = async move {
+        let outcome = chat::run(&app, &user, turn, &forward).await;
+        let mut encoder = forward
+            .encoder
+            .into_inner()
+            .expect("encoder lock is never poisoned");
+        let (last, error_code) = match outcome {
+            Ok(reply) => (encoder.finish(&reply), None),
+            Err(e) => {
+                let e = ApiError::from(e);
+                (encoder.error(e.envelope(&request_id)), Some(e.code()))
+            }
+        };
+        let _ = forward.sender.send(last);
+        tracing::info!(error_code, "stream finished");
+    };
+    tokio::spawn(run.in_current_span());
+    stream_response(body)
+}
+
+/// A `200` UI message stream with the protocol's headers.
+fn stream_response(body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    for (name, value) in ui_stream::HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The stream's observer: encodes each agent event and sends it to the client, if the
+/// client is still there.
+struct Forward {
+    sender: UnboundedSender<Bytes>,
+    encoder: Mutex<Encoder>,
+}
+
+impl Observer for Forward {
+    fn on(&self, event: Event) {
+        let bytes = self
+            .encoder
+            .lock()
+            .expect("encoder lock is never poisoned")
+            .event(event);
+        let _ = self.sender.send(bytes);
+    }
 }

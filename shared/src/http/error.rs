@@ -273,8 +273,26 @@ impl ApiError {
         }
     }
 
-    /// Builds the error envelope `{"error", "message", "request_id", ...}`.
+    /// Answers the error: its status, envelope and headers.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let mut response = super::json_response(self.status(), &self.envelope(request_id));
+        if let ApiError::RateLimited { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+        }
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+
+    /// The error envelope `{"error", "message", "request_id", ...}`: a JSON answer's body, and
+    /// the fields of a streamed answer's error event.
+    pub fn envelope(&self, request_id: &str) -> Value {
         let mut body = Map::new();
         body.insert("error".into(), json!(self.code()));
         body.insert("message".into(), json!(self.message()));
@@ -300,18 +318,6 @@ impl ApiError {
             }
             _ => {}
         }
-        let mut response = super::json_response(self.status(), &Value::Object(body));
-        if let ApiError::RateLimited { retry_after } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
-        }
-        if self.status() == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
+        Value::Object(body)
     }
 }

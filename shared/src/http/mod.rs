@@ -2,6 +2,7 @@
 //! JSON responses and the wrapper that turns a handler's `Result` into a response.
 
 mod error;
+mod streaming;
 
 use std::{future::Future, time::Instant};
 
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 pub use error::ApiError;
+pub use streaming::ResponseBody;
 
 use crate::auth::{UserId, Verifier};
 
@@ -83,10 +85,11 @@ pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// Runs `handler` and answers whatever it returns, logging one line per request.
 /// Handlers never return `Err` to the runtime: API Gateway would turn that into a bare 500.
 /// Every log line of the request carries its id, route and (once known) user hash.
-pub async fn serve<F, Fut>(route: &'static str, req: Request, handler: F) -> Response<Body>
+pub async fn serve<F, Fut, B>(route: &'static str, req: Request, handler: F) -> Response<B>
 where
     F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+    Fut: Future<Output = Result<Response<B>, ApiError>>,
+    B: From<Body>,
 {
     let started = Instant::now();
     let request_id = request_id(&req);
@@ -101,7 +104,7 @@ where
             Ok(response) => (response, None),
             Err(e) => {
                 let code = e.code();
-                (e.into_response(&request_id), Some(code))
+                (e.into_response(&request_id).map(B::from), Some(code))
             }
         };
         let latency = started.elapsed();

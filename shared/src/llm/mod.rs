@@ -1,4 +1,8 @@
 //! Client for an OpenAI-compatible `POST {base}/chat/completions` endpoint, and its wire format.
+//! A call answers as one JSON body, or, when the caller watches the text as it is written,
+//! as a stream of server-sent events ([`stream`]).
+
+mod stream;
 
 use std::time::Duration;
 
@@ -130,6 +134,9 @@ pub enum LlmError {
     /// The endpoint answered something that is not a usable completion.
     #[error("LLM answer unusable: {0}")]
     BadResponse(String),
+    /// A streamed answer broke off: a provider error event, or the stream ended early.
+    #[error("LLM stream interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl LlmError {
@@ -137,7 +144,7 @@ impl LlmError {
     /// and server errors.
     pub fn is_transient(&self) -> bool {
         match self {
-            LlmError::Unreachable(_) => true,
+            LlmError::Unreachable(_) | LlmError::Interrupted(_) => true,
             LlmError::Status(status) => *status == 429 || *status >= 500,
             LlmError::Timeout | LlmError::BadResponse(_) => false,
         }
@@ -150,7 +157,19 @@ struct CompletionRequest<'a> {
     messages: &'a [Message],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     tools: &'a [ToolSpec],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
 }
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// Receives the answer's text as the model writes it.
+pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
 
 #[derive(Deserialize)]
 struct CompletionResponse {
@@ -192,17 +211,28 @@ impl LlmClient {
         &self.config.model
     }
 
-    /// Asks the model for the next message, giving up after `within`. A transient failure
-    /// is retried once after a short backoff when the deadline leaves room for it.
+    /// Asks the model for the next message, giving up after `within`. With `on_text`, the
+    /// answer is streamed and its text handed over piece by piece as it arrives. A transient
+    /// failure is retried once after a short backoff when the deadline leaves room for it,
+    /// and only if no text was handed over yet (a retry would repeat it).
     pub async fn complete(
         &self,
         messages: &[Message],
         tools: &[ToolSpec],
         within: Duration,
+        mut on_text: Option<OnText<'_>>,
     ) -> Result<Completion, LlmError> {
         let deadline = Instant::now() + within;
-        match self.attempt(messages, tools, within).await {
-            Err(e) if e.is_transient() => {
+        let mut spoke = false;
+        let first: Option<OnText<'_>> = match on_text.as_mut() {
+            Some(on_text) => Some(&mut **on_text),
+            None => None,
+        };
+        match self
+            .attempt(messages, tools, within, first, &mut spoke)
+            .await
+        {
+            Err(e) if e.is_transient() && !spoke => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left < RETRY_BACKOFF + MIN_RETRY_BUDGET {
                     return Err(e);
@@ -210,23 +240,28 @@ impl LlmClient {
                 tracing::warn!(error = %e, "llm call failed; retrying once");
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 let left = deadline.saturating_duration_since(Instant::now());
-                self.attempt(messages, tools, left).await
+                self.attempt(messages, tools, left, on_text, &mut spoke)
+                    .await
             }
             outcome => outcome,
         }
     }
 
-    /// One request, limited by `within` and the configured per-request timeout.
+    /// One request, limited by `within` and the configured per-request timeout; `spoke`
+    /// records whether any text was handed to `on_text`.
     async fn attempt(
         &self,
         messages: &[Message],
         tools: &[ToolSpec],
         within: Duration,
+        on_text: Option<OnText<'_>>,
+        spoke: &mut bool,
     ) -> Result<Completion, LlmError> {
         let timeout = within.min(self.config.request_timeout);
         if timeout.is_zero() {
             return Err(LlmError::Timeout);
         }
+        let streamed = on_text.is_some();
         let mut request =
             self.http
                 .post(&self.endpoint)
@@ -235,17 +270,34 @@ impl LlmClient {
                     model: &self.config.model,
                     messages,
                     tools,
+                    stream: streamed,
+                    stream_options: streamed.then_some(StreamOptions {
+                        include_usage: true,
+                    }),
                 });
         if !self.config.api_key.is_empty() {
             request = request.bearer_auth(&self.config.api_key);
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let Some(on_text) = on_text else {
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(LlmError::Status(status.as_u16()));
+            }
+            let body = response.bytes().await.map_err(transport_error)?;
+            return parse_completion(&body);
+        };
+        let deadline = Instant::now() + timeout;
+        let first_byte = deadline.min(Instant::now() + self.config.first_byte_timeout);
+        let response = tokio::time::timeout_at(first_byte, request.send())
+            .await
+            .map_err(|_| LlmError::Timeout)?
+            .map_err(transport_error)?;
         let status = response.status();
         if !status.is_success() {
             return Err(LlmError::Status(status.as_u16()));
         }
-        let body = response.bytes().await.map_err(transport_error)?;
-        parse_completion(&body)
+        stream::read(response, deadline, self.config.idle_timeout, on_text, spoke).await
     }
 }
 
@@ -257,6 +309,23 @@ fn transport_error(e: reqwest::Error) -> LlmError {
     }
 }
 
+/// A completion from what the model said, refusing an answer with neither text nor tools.
+fn completion(
+    content: Option<String>,
+    tool_calls: Vec<ToolCall>,
+    usage: Option<Usage>,
+) -> Result<Completion, LlmError> {
+    let content = content.filter(|c| !c.trim().is_empty());
+    if content.is_none() && tool_calls.is_empty() {
+        return Err(LlmError::BadResponse("empty message".into()));
+    }
+    Ok(Completion {
+        content,
+        tool_calls,
+        usage,
+    })
+}
+
 fn parse_completion(body: &[u8]) -> Result<Completion, LlmError> {
     let parsed: CompletionResponse = serde_json::from_slice(body)
         .map_err(|e| LlmError::BadResponse(format!("not a chat completion: {e}")))?;
@@ -265,16 +334,11 @@ fn parse_completion(body: &[u8]) -> Result<Completion, LlmError> {
         .into_iter()
         .next()
         .ok_or_else(|| LlmError::BadResponse("no choices".into()))?;
-    let content = choice.message.content.filter(|c| !c.trim().is_empty());
-    let tool_calls = choice.message.tool_calls.unwrap_or_default();
-    if content.is_none() && tool_calls.is_empty() {
-        return Err(LlmError::BadResponse("empty message".into()));
-    }
-    Ok(Completion {
-        content,
-        tool_calls,
-        usage: parsed.usage,
-    })
+    completion(
+        choice.message.content,
+        choice.message.tool_calls.unwrap_or_default(),
+        parsed.usage,
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,267 @@
+//! The Vercel AI SDK's UI message stream protocol (`x-vercel-ai-ui-message-stream: v1`), as
+//! the `ai` npm package reads it: server-sent events whose data are JSON chunks
+//! (`start`, `start-step`, `text-start`/`text-delta`/`text-end`, `tool-input-available`,
+//! `tool-output-available`, `finish-step`, `finish`, `error`), ending with `data: [DONE]`.
+//! A client using the SDK's `useChat` assembles them into one assistant message.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::{agent::Event, chat::TurnReply};
+
+/// Response headers of a UI message stream, as the SDK's own servers send them.
+pub const HEADERS: [(&str, &str); 5] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("connection", "keep-alive"),
+    ("x-vercel-ai-ui-message-stream", "v1"),
+    // Proxies that buffer (nginx) would hold the stream back.
+    ("x-accel-buffering", "no"),
+];
+
+/// An SSE comment: ignored by clients, it keeps idle connections from being closed.
+pub const HEARTBEAT: &[u8] = b": keep-alive\n\n";
+
+/// The ids a client needs, sent as the message's metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnIds {
+    /// The conversation the turn belongs to.
+    pub conversation_id: uuid::Uuid,
+    /// The stored user message.
+    pub user_message_id: uuid::Uuid,
+    /// The assistant message (the stream's message id).
+    pub assistant_message_id: uuid::Uuid,
+}
+
+impl TurnIds {
+    fn metadata(&self) -> Value {
+        json!({
+            "conversation_id": self.conversation_id,
+            "user_message_id": self.user_message_id,
+            "assistant_message_id": self.assistant_message_id,
+        })
+    }
+}
+
+/// Turns a turn's events into protocol chunks, keeping track of the open text part.
+#[derive(Debug)]
+pub struct Encoder {
+    ids: TurnIds,
+    open_text: Option<String>,
+    text_parts: u32,
+}
+
+impl Encoder {
+    /// An encoder for the turn with `ids`.
+    pub fn new(ids: TurnIds) -> Self {
+        Self {
+            ids,
+            open_text: None,
+            text_parts: 0,
+        }
+    }
+
+    /// The stream's first chunk: the assistant message's id and the turn's ids.
+    pub fn start(&self) -> Bytes {
+        sse(&[json!({
+            "type": "start",
+            "messageId": self.ids.assistant_message_id,
+            "messageMetadata": self.ids.metadata(),
+        })])
+    }
+
+    /// The chunks for one agent event.
+    pub fn event(&mut self, event: Event) -> Bytes {
+        let mut chunks = Vec::with_capacity(2);
+        match event {
+            Event::StepStart => chunks.push(json!({"type": "start-step"})),
+            Event::TextDelta(delta) => {
+                let id = match &self.open_text {
+                    Some(id) => id.clone(),
+                    None => {
+                        self.text_parts += 1;
+                        let id = format!("text-{}", self.text_parts);
+                        chunks.push(json!({"type": "text-start", "id": id}));
+                        self.open_text = Some(id.clone());
+                        id
+                    }
+                };
+                chunks.push(json!({"type": "text-delta", "id": id, "delta": delta}));
+            }
+            Event::ToolInput {
+                id,
+                name,
+                arguments,
+            } => {
+                self.close_text(&mut chunks);
+                chunks.push(json!({"type": "tool-input-available", "toolCallId": id,
+                    "toolName": name, "input": arguments}));
+            }
+            Event::ToolOutput { id, result } => {
+                chunks.push(json!({"type": "tool-output-available", "toolCallId": id,
+                    "output": result}));
+            }
+            Event::StepEnd => {
+                self.close_text(&mut chunks);
+                chunks.push(json!({"type": "finish-step"}));
+            }
+        }
+        sse(&chunks)
+    }
+
+    /// The end of a stored turn: its metadata with the storage time, then `[DONE]`.
+    pub fn finish(&mut self, reply: &TurnReply) -> Bytes {
+        let mut chunks = Vec::with_capacity(2);
+        self.close_text(&mut chunks);
+        let mut metadata = self.ids.metadata();
+        metadata["created_at"] = json!(reply.created_at);
+        chunks.push(json!({"type": "finish", "finishReason": "stop", "messageMetadata": metadata}));
+        done(sse(&chunks))
+    }
+
+    /// The end of a failed turn: the error envelope's fields in an `error` chunk (its
+    /// `errorText` is the stable code), then `[DONE]`.
+    pub fn error(&mut self, envelope: Value) -> Bytes {
+        let mut chunks = Vec::with_capacity(2);
+        self.close_text(&mut chunks);
+        let mut chunk = json!({"type": "error", "errorText": envelope["error"]});
+        if let (Value::Object(chunk), Value::Object(fields)) = (&mut chunk, envelope) {
+            chunk.extend(fields);
+        }
+        chunks.push(chunk);
+        done(sse(&chunks))
+    }
+
+    fn close_text(&mut self, chunks: &mut Vec<Value>) {
+        if let Some(id) = self.open_text.take() {
+            chunks.push(json!({"type": "text-end", "id": id}));
+        }
+    }
+}
+
+/// The events of a turn that already completed, for a replay as a stream.
+pub fn replayed(reply: &TurnReply) -> Vec<Event> {
+    let mut events = vec![Event::StepStart];
+    for call in &reply.tool_calls {
+        events.push(Event::ToolInput {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        });
+        events.push(Event::ToolOutput {
+            id: call.id.clone(),
+            result: call.result.clone(),
+        });
+    }
+    events.push(Event::TextDelta(reply.response.clone()));
+    events.push(Event::StepEnd);
+    events
+}
+
+fn sse(chunks: &[Value]) -> Bytes {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        out.extend_from_slice(b"data: ");
+        serde_json::to_writer(&mut out, chunk).expect("chunks serialise");
+        out.extend_from_slice(b"\n\n");
+    }
+    out.into()
+}
+
+fn done(last: Bytes) -> Bytes {
+    let mut out = last.to_vec();
+    out.extend_from_slice(b"data: [DONE]\n\n");
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> TurnIds {
+        TurnIds {
+            conversation_id: uuid::Uuid::new_v4(),
+            user_message_id: uuid::Uuid::new_v4(),
+            assistant_message_id: uuid::Uuid::new_v4(),
+        }
+    }
+
+    fn chunks(bytes: &[Bytes]) -> Vec<Value> {
+        let text: String = bytes
+            .iter()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect();
+        text.split("\n\n")
+            .filter_map(|event| event.strip_prefix("data: "))
+            .filter(|data| *data != "[DONE]")
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn text_parts_open_once_and_close_before_tools_and_step_ends() {
+        let mut encoder = Encoder::new(ids());
+        let out: Vec<Bytes> = [
+            Event::StepStart,
+            Event::TextDelta("Let me ".into()),
+            Event::TextDelta("check.".into()),
+            Event::ToolInput {
+                id: "c1".into(),
+                name: "list_tasks".into(),
+                arguments: json!({}),
+            },
+            Event::ToolOutput {
+                id: "c1".into(),
+                result: json!({"tasks": []}),
+            },
+            Event::StepEnd,
+            Event::StepStart,
+            Event::TextDelta("None.".into()),
+            Event::StepEnd,
+        ]
+        .into_iter()
+        .map(|e| encoder.event(e))
+        .collect();
+
+        let kinds: Vec<String> = chunks(&out)
+            .iter()
+            .map(|c| match c["id"].as_str() {
+                Some(id) => format!("{}:{id}", c["type"].as_str().unwrap()),
+                None => c["type"].as_str().unwrap().to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start-step",
+                "text-start:text-1",
+                "text-delta:text-1",
+                "text-delta:text-1",
+                "text-end:text-1",
+                "tool-input-available",
+                "tool-output-available",
+                "finish-step",
+                "start-step",
+                "text-start:text-2",
+                "text-delta:text-2",
+                "text-end:text-2",
+                "finish-step"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_carries_the_envelope_code_and_ends_the_stream() {
+        let mut encoder = Encoder::new(ids());
+        let _ = encoder.event(Event::TextDelta("Hal".into()));
+        let out = encoder.error(json!({"error": "llm_unavailable", "message": "m"}));
+
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let chunks = chunks(&[out]);
+        assert_eq!(chunks[0]["type"], "text-end");
+        assert_eq!(chunks[1]["type"], "error");
+        assert_eq!(chunks[1]["errorText"], "llm_unavailable");
+        assert_eq!(chunks[1]["error"], "llm_unavailable");
+    }
+}
