@@ -1,7 +1,7 @@
 //! The one test harness: a fresh Postgres database per test, an LLM mock on loopback, and
 //! helpers that drive the endpoint handlers with real `lambda_http` requests.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use lambda_http::{Body, Request, RequestExt, http::Method};
 use serde_json::{Value, json};
@@ -18,7 +18,7 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 
 /// One test's world: the app under test, its own database and its own LLM mock.
 pub struct TestApp {
-    pub app: App,
+    pub app: Arc<App>,
     pub llm: MockServer,
     pub database_url: String,
     env: HashMap<String, String>,
@@ -57,7 +57,7 @@ impl TestApp {
         for (k, v) in overrides {
             env.insert(k.to_string(), v.to_string());
         }
-        let app = build_app(&env);
+        let app = Arc::new(build_app(&env));
         todo_chat::db::migrate(&app.db)
             .await
             .expect("migrations apply");
@@ -71,7 +71,7 @@ impl TestApp {
 
     /// Throws the app away and builds a new one over the same database, like a new instance.
     pub fn restart(&mut self) {
-        self.app = build_app(&self.env);
+        self.app = Arc::new(build_app(&self.env));
     }
 
     /// A token for `user`, valid for an hour.

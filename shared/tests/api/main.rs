@@ -14,4 +14,5 @@ mod outage;
 mod reliability;
 mod retention;
 mod security;
+mod streaming;
 mod tasks;
