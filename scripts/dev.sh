@@ -38,7 +38,8 @@ if [ -z "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ]; then
   if [ "${DEMO_LLM:-on}" = off ]; then
     llm_banner="dev: no LLM configured and DEMO_LLM=off: chat turns answer 503 llm_not_configured"
   else
-    target/debug/demo-llm "$demo_port" >/dev/null &
+    # Paced like a model that writes, so streamed answers visibly stream.
+    DEMO_LLM_PACE_MS=${DEMO_LLM_PACE_MS:-30} target/debug/demo-llm "$demo_port" >/dev/null &
     export LLM_BASE_URL="http://127.0.0.1:$demo_port/v1" LLM_MODEL=demo
     llm_banner="dev: *** DEMO MODEL *** on $LLM_BASE_URL: it understands simple todo requests only.
 dev: *** set LLM_API_KEY (in .env) for a real one; DEMO_LLM=off turns the demo model off ***"
@@ -59,6 +60,11 @@ Try:
 curl -s http://localhost:$port/api/demo-user/chat \\
   -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
   -d '{"message": "Add a task to buy milk"}'
+
+Streamed as it is written (the AI SDK's UI message stream):
+curl -N http://localhost:$port/api/demo-user/chat \\
+  -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
+  -H 'Accept: text/event-stream' -d '{"message": "What is on my list?"}'
 
 EOT
 exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port"

@@ -14,4 +14,4 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
     exit 1
   fi
 fi
-[ -d web/node_modules/playwright-core ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
+[ -d web/node_modules/playwright-core ] && [ -d web/node_modules/ai ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)

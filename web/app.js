@@ -1,12 +1,22 @@
 // todo-chat web page: a thin client of the HTTP API. No framework, no build step.
-// The page never mints tokens; it keeps the pasted one in sessionStorage only.
+// The page never mints tokens; it keeps the pasted one in sessionStorage only, together with
+// the API base URL it was entered for, and never sends it anywhere else.
 
 const DEFAULT_API = "http://localhost:9000";
 const $ = (id) => document.getElementById(id);
 
+const requestedApi =
+  new URLSearchParams(location.search).get("api") || localStorage.getItem("api") || DEFAULT_API;
+
+/** The stored token, only if it was entered for `api`: a link with another ?api= must not
+ *  receive it until the user confirms that base URL on the sign-in form. */
+function tokenFor(api) {
+  return sessionStorage.getItem("token_api") === api ? sessionStorage.getItem("token") || "" : "";
+}
+
 const state = {
-  api: new URLSearchParams(location.search).get("api") || localStorage.getItem("api") || DEFAULT_API,
-  token: sessionStorage.getItem("token") || "",
+  api: requestedApi,
+  token: tokenFor(requestedApi),
   conversationId: null,
   // The turn to resend on Retry: same body, same Idempotency-Key, so a retry is safe.
   pending: null,
@@ -231,15 +241,18 @@ async function sendTurn(turn) {
   setBusy(true);
   $("retry").hidden = true;
   setStatus("Assistant is thinking…");
+  let bubble = null;
   try {
-    const reply = await api("POST", userPath("/chat"), {
-      body: { message: turn.message, conversation_id: turn.conversationId },
-      headers: { "Idempotency-Key": turn.key },
+    const reply = await streamTurn(turn, (event) => {
+      if (!bubble) bubble = assistantBubble();
+      if (event.type === "text-delta") bubble.text(event.delta);
+      if (event.type === "tool-input-available") bubble.input(event);
+      if (event.type === "tool-output-available") bubble.tool(event);
+      setStatus("Assistant is writing…");
     });
     turn.bubble.classList.remove("failed");
     state.pending = null;
     state.conversationId = reply.conversation_id;
-    renderMessage({ role: "assistant", content: reply.response, tool_calls: reply.tool_calls });
     setStatus("");
     $("message").value = "";
     await loadConversations();
@@ -247,6 +260,7 @@ async function sendTurn(turn) {
       await loadTasks();
     }
   } catch (error) {
+    bubble?.fail();
     turn.bubble.classList.add("failed");
     if (error.body?.conversation_id) {
       // The message is stored. Later messages go to this conversation; a retry resends
@@ -259,6 +273,91 @@ async function sendTurn(turn) {
     setBusy(false);
     $("message").focus();
   }
+}
+
+/** Statuses of the error codes a stream can end with, to handle them like JSON errors. */
+const STREAM_ERROR_STATUS = { llm_bad_response: 502, internal_error: 500, conversation_not_found: 404 };
+
+/** Sends a turn asking for a UI message stream; calls `onEvent` for each chunk and resolves
+ *  with the turn's ids and tool calls once the stored answer's `finish` arrives. */
+async function streamTurn(turn, onEvent) {
+  const response = await fetch(state.api.replace(/\/$/, "") + userPath("/chat"), {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${state.token}`,
+      "Content-Type": "application/json",
+      Accept: "text/event-stream",
+      "Idempotency-Key": turn.key,
+    },
+    body: JSON.stringify({ message: turn.message, conversation_id: turn.conversationId }),
+  });
+  if (!response.ok || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
+    const json = await response.json().catch(() => null);
+    throw new ApiError(response.status, json, response.headers.get("Retry-After"));
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const toolCalls = new Map();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue; // comments
+      const chunk = JSON.parse(event.slice(6));
+      if (chunk.type === "error") {
+        throw new ApiError(STREAM_ERROR_STATUS[chunk.error] || 503, chunk);
+      }
+      if (chunk.type === "tool-input-available") {
+        toolCalls.set(chunk.toolCallId, { name: chunk.toolName, arguments: chunk.input });
+      }
+      if (chunk.type === "tool-output-available") {
+        toolCalls.get(chunk.toolCallId).result = chunk.output;
+      }
+      if (chunk.type === "finish") {
+        return { ...chunk.messageMetadata, tool_calls: [...toolCalls.values()] };
+      }
+      onEvent(chunk);
+    }
+  }
+  // The connection closed before the stored answer arrived: a network failure.
+  throw new TypeError("stream ended early");
+}
+
+/** An assistant message that grows as the stream arrives. */
+function assistantBubble() {
+  const item = renderMessage({ role: "assistant", content: "" });
+  const content = item.querySelector(".content");
+  const inputs = new Map(); // call id -> { name, arguments }
+  let tools = null;
+  return {
+    text(delta) {
+      content.textContent += delta;
+      item.scrollIntoView({ block: "end" });
+    },
+    input(event) {
+      inputs.set(event.toolCallId, { name: event.toolName, arguments: event.input });
+    },
+    tool(event) {
+      if (!tools) {
+        tools = document.createElement("ul");
+        tools.className = "tools";
+        tools.setAttribute("aria-label", "Actions taken");
+        item.append(tools);
+      }
+      const call = { ...inputs.get(event.toolCallId), result: event.output };
+      const line = document.createElement("li");
+      line.className = call.result?.success ? "tool" : "tool tool-failed";
+      line.textContent = describeToolCall(call);
+      tools.append(line);
+    },
+    fail() {
+      item.classList.add("failed");
+    },
+  };
 }
 
 function handleError(error, { canRetry = false } = {}) {
@@ -338,6 +437,7 @@ function init() {
     state.token = token;
     state.api = $("api-base").value.trim();
     sessionStorage.setItem("token", token);
+    sessionStorage.setItem("token_api", state.api);
     localStorage.setItem("api", state.api);
     run(showApp);
   });
@@ -360,7 +460,10 @@ function init() {
   $("more-tasks").addEventListener("click", () => run(() => loadTasks({ more: true })));
 
   if (state.token && userFromToken(state.token)) run(showApp);
-  else showLogin();
+  else if (sessionStorage.getItem("token")) {
+    showLogin(`This page now points at ${state.api}, not the API your token was entered for. ` +
+      "Paste a token to use this API, or check the link you followed.");
+  } else showLogin();
 }
 
 init();

@@ -1,6 +1,7 @@
 //! `demo-llm [PORT]`: serves the demo model on 127.0.0.1:PORT (default 9100) until killed.
+//! `DEMO_LLM_PACE_MS` sets the pause before each streamed chunk (default 0).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
@@ -13,5 +14,9 @@ async fn main() -> std::io::Result<()> {
         "demo-llm: listening on http://{}/v1",
         listener.local_addr()?
     );
-    demo_llm::server::serve(listener).await
+    let pace = std::env::var("DEMO_LLM_PACE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    demo_llm::server::serve(listener, pace).await
 }

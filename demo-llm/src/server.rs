@@ -1,14 +1,16 @@
 //! HTTP: `POST /v1/chat/completions` (and `/chat/completions`), answered by the demo model.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Router,
     body::{Body, Bytes},
+    extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
 };
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::{
@@ -16,19 +18,21 @@ use crate::{
     wire::{self, Request},
 };
 
-/// The demo model's routes.
-pub fn router() -> Router {
+/// The demo model's routes; a streamed answer waits `pace` before each chunk, as a real
+/// model writes at some speed.
+pub fn router(pace: Duration) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(complete))
         .route("/chat/completions", post(complete))
+        .with_state(pace)
 }
 
 /// Serves the demo model on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router()).await
+pub async fn serve(listener: tokio::net::TcpListener, pace: Duration) -> std::io::Result<()> {
+    axum::serve(listener, router(pace)).await
 }
 
-async fn complete(body: Bytes) -> Response {
+async fn complete(State(pace): State<Duration>, body: Bytes) -> Response {
     let request = match Request::parse(&body) {
         Ok(request) => request,
         Err(message) => {
@@ -41,9 +45,10 @@ async fn complete(body: Bytes) -> Response {
         return axum::Json(wire::completion(&request, &step)).into_response();
     }
     let frames = wire::chunks(&request, &step);
-    let body = Body::from_stream(futures::stream::iter(
-        frames.into_iter().map(Ok::<_, Infallible>),
-    ));
+    let body = Body::from_stream(futures::stream::iter(frames).then(move |frame| async move {
+        tokio::time::sleep(pace).await;
+        Ok::<_, Infallible>(frame)
+    }));
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),

@@ -1,7 +1,8 @@
 // Browser test of the web page in headless Chromium (Debian's package), driven by
-// playwright-core. Run by the end-to-end test in `make test`, which starts `make dev` and an
-// LLM mock that answers the first turn with an add_task call; it passes:
+// playwright-core. Run by the end-to-end test in `make test`, which starts `make dev` on the
+// built-in demo model (twice: once paced); it passes:
 //   PAGE_URL  the page, with ?api= pointing at the served functions
+//   PACED_PAGE_URL  the same, over a demo model that pauses between streamed chunks
 //   TOKEN     a valid token for demo-user
 //   SCREENSHOTS  where to write screenshots of the main states
 import { test } from "node:test";
@@ -10,7 +11,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const { PAGE_URL, TOKEN, SCREENSHOTS = "screenshots" } = process.env;
+const { PAGE_URL, PACED_PAGE_URL, TOKEN, SCREENSHOTS = "screenshots" } = process.env;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 const shot = (page, name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
@@ -127,6 +128,72 @@ test("a task added by chat appears in the panel, ticked there it is what the ass
     await panel.getByRole("button", { name: "Delete task: Call mum" }).click();
     await panel.getByText(/^0 pending tasks$|^1 pending task$/).waitFor();
     assert.equal(await panel.getByRole("checkbox", { name: /Call mum/ }).count(), 0);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("the reply streams in: its first words show while the turn is still running", async () => {
+  assert.ok(PACED_PAGE_URL, "PACED_PAGE_URL must be set");
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.goto(PACED_PAGE_URL);
+    await page.getByLabel("Bearer token").fill(TOKEN);
+    await page.getByRole("button", { name: "Start chatting" }).click();
+    await page.getByRole("heading", { name: "Conversations" }).waitFor();
+
+    const composer = page.getByLabel("Message");
+    await composer.fill("Add a task to buy bread");
+    await composer.press("Enter");
+    // The model (paced by the test) is still writing: some text is there, not all of it.
+    const partial = await page.waitForFunction(() => {
+      const content = [...document.querySelectorAll(".message.assistant .content")].at(-1);
+      const busy = document.querySelector("#chat").getAttribute("aria-busy") === "true";
+      return busy && content?.textContent ? content.textContent : null;
+    });
+    const early = await partial.jsonValue();
+    await shot(page, "9-reply-streaming");
+    await page.locator('#chat[aria-busy="false"]').waitFor();
+    const final = await page.locator(".message.assistant .content").last().textContent();
+
+    assert.ok(final.startsWith(early) && final.length > early.length, `${early} / ${final}`);
+    assert.match(final, /I added “buy bread” to your list/);
+    assert.match(await page.locator(".message.assistant .tools").last().textContent(), /buy bread/);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a link that points the page at another API never sends it the token unconfirmed", async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const elsewhere = "http://127.0.0.1:9"; // nothing listens there; only requests matter
+    const leaked = [];
+    page.on("request", (request) => {
+      if (request.url().startsWith(elsewhere)) leaked.push(request.headers().authorization);
+    });
+    await page.goto(PAGE_URL);
+    await page.getByLabel("Bearer token").fill(TOKEN);
+    await page.getByRole("button", { name: "Start chatting" }).click();
+    await page.getByRole("heading", { name: "Conversations" }).waitFor();
+
+    // The same tab follows a crafted link.
+    const crafted = new URL(PAGE_URL);
+    crafted.searchParams.set("api", elsewhere);
+    await page.goto(crafted.href);
+
+    await page.getByText(`This page now points at ${elsewhere}`).waitFor();
+    assert.equal(await page.locator("#app").isVisible(), false);
+    assert.equal(await page.getByLabel("API base URL").inputValue(), elsewhere);
+    assert.deepEqual(leaked, [], "no request reached the other API");
+    await shot(page, "10-other-api-asks-to-sign-in");
+
+    // Back on the API the token was entered for, the tab is signed in again.
+    await page.goto(PAGE_URL);
+    await page.getByRole("heading", { name: "Conversations" }).waitFor();
+    assert.deepEqual(leaked, []);
   } finally {
     await browser.close();
   }

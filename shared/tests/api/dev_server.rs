@@ -410,17 +410,38 @@ async fn make_dev_with_the_demo_model_off_behaves_like_a_function_without_a_prov
 
 #[tokio::test]
 #[ignore = "starts `make dev` and headless Chromium; `make test` runs it"]
-async fn the_web_page_works_in_a_real_browser() {
+async fn the_web_page_and_the_ai_packages_client_work_against_make_dev() {
     // The page runs on the demo model, as a newcomer without a provider account sees it.
-    let database_url = fresh_database().await;
-    let server = DevServer::start(DevLlm::Demo, &database_url).await;
+    let (database_url, paced_database_url) = (fresh_database().await, fresh_database().await);
+    let server = DevServer::start_with(DevLlm::Demo, &database_url, &[("DEMO_LLM_PACE_MS", "0")]);
+    // A second one writes slowly, so that a reply is seen streaming in.
+    let paced = DevServer::start_with(
+        DevLlm::Demo,
+        &paced_database_url,
+        &[("DEMO_LLM_PACE_MS", "120")],
+    );
+    let (server, paced) = tokio::join!(server, paced);
     let screenshots = workspace().join("target/screenshots");
 
     let output = tokio::process::Command::new("node")
         .args(["--test", "tests/"])
         .current_dir(workspace().join("web"))
         .env("PAGE_URL", format!("{}/?api={}", server.web, server.base))
+        .env(
+            "PACED_PAGE_URL",
+            format!("{}/?api={}", paced.web, paced.base),
+        )
         .env("TOKEN", &server.token)
+        // The `ai` package's client reads a streamed turn as another user.
+        .env("API_URL", &server.base)
+        .env(
+            "STREAM_TOKEN",
+            todo_chat::auth::issue_hs256(
+                SECRET.as_bytes(),
+                "stream-user",
+                Duration::from_secs(3600),
+            ),
+        )
         .env("SCREENSHOTS", &screenshots)
         .output()
         .await
