@@ -45,6 +45,9 @@ if [ -z "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ]; then
 dev: *** set LLM_API_KEY (in .env) for a real one; DEMO_LLM=off turns the demo model off ***"
   fi
 fi
+# CORS is answered by the functions, as deployed (a REST API passes it through): the page's
+# origins and a local frontend dev server's (Vite's :5173) may call the API.
+export ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-http://localhost:5173,http://localhost:$web_port,http://127.0.0.1:$web_port}
 # The web page: static files, no build step. It dies with this process group.
 python3 -m http.server "$web_port" --bind 127.0.0.1 --directory web >/dev/null 2>&1 &
 
@@ -67,4 +70,5 @@ curl -N http://localhost:$port/api/demo-user/chat \\
   -H 'Accept: text/event-stream' -d '{"message": "What is on my list?"}'
 
 EOT
-exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port"
+# --disable-cors: the emulator's own permissive CORS would hide what the functions answer.
+exec cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$port"

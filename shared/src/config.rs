@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::{
     auth::{AuthConfig, KeySource},
     db::Timeouts,
+    http::Cors,
     retention::Policy,
 };
 
@@ -42,6 +43,8 @@ pub struct Config {
     pub stream_heartbeat: Duration,
     /// What the retention job keeps, and its batch sizes.
     pub retention: Policy,
+    /// Browser origins allowed to call the API.
+    pub cors: Cors,
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
@@ -190,6 +193,7 @@ impl Config {
                 batch: number("RETENTION_BATCH", 1000)?.clamp(1, 100_000) as i64,
                 max_batches: number("RETENTION_MAX_BATCHES", 20)?.clamp(1, 10_000) as u32,
             },
+            cors: Cors::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()),
         })
     }
 }

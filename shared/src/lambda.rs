@@ -1,4 +1,5 @@
 //! Wiring an endpoint handler into the Lambda runtime: what every function's `main` does.
+//! Every HTTP answer, and every preflight, passes through [`with_cors`] here.
 
 use std::{future::Future, sync::Arc};
 
@@ -8,20 +9,20 @@ use lambda_http::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::App;
+use crate::{App, http::with_cors};
 
 /// Initialises logging, builds the [`App`] once for this cold start and serves `handler`
 /// for every invocation until the runtime shuts the process down.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), Error>
 where
-    F: Fn(&'static App, Request) -> Fut,
+    F: Fn(&'static App, Request) -> Fut + Sync,
     Fut: Future<Output = Response<Body>> + Send,
 {
     crate::telemetry::init();
     // Lives as long as the process: one per cold start, shared by every invocation.
     let app: &'static App = Box::leak(Box::new(App::from_env()?));
     run(service_fn(|req| {
-        let response = handler(app, req);
+        let response = with_cors(&app.config.cors, req, |req| handler(app, req));
         async move { Ok::<_, Error>(response.await) }
     }))
     .await
@@ -31,14 +32,18 @@ where
 /// may be sent as it is produced. The app is shared with tasks that outlive a response.
 pub async fn serve_streaming<F, Fut>(handler: F) -> Result<(), Error>
 where
-    F: Fn(Arc<App>, Request) -> Fut,
+    F: Fn(Arc<App>, Request) -> Fut + Sync,
     Fut: Future<Output = Response<crate::http::ResponseBody>> + Send,
 {
     crate::telemetry::init();
     let app = Arc::new(App::from_env()?);
     run_with_streaming_response(service_fn(|req| {
+        let (app, handler) = (app.clone(), &handler);
         // Boxed: the turn's future is too deep a type to nest inside the runtime's.
-        let response = Box::pin(handler(app.clone(), req));
+        let response = Box::pin(async move {
+            let config = app.clone();
+            with_cors(&config.config.cors, req, |req| handler(app, req)).await
+        });
         async move { Ok::<_, Error>(response.await) }
     }))
     .await

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every endpoint: request ids, authentication against the path,
 //! JSON responses and the wrapper that turns a handler's `Result` into a response.
 
+mod cors;
 mod error;
 mod streaming;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+pub use cors::{Cors, with_cors};
 pub use error::ApiError;
 pub use streaming::ResponseBody;
 

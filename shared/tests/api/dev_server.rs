@@ -257,6 +257,15 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
         "no CORS headers: {:?}",
         preflight.headers()
     );
+    // Any other origin is refused, as deployed: the functions answer CORS, not the emulator.
+    let foreign = http
+        .get(format!("{base}/health"))
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 200);
+    assert_eq!(foreign.headers().get("access-control-allow-origin"), None);
 
     let client = connect(direct_url).await;
     let tasks: i64 = client
