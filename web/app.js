@@ -275,9 +275,6 @@ async function sendTurn(turn) {
   }
 }
 
-/** Statuses of the error codes a stream can end with, to handle them like JSON errors. */
-const STREAM_ERROR_STATUS = { llm_bad_response: 502, internal_error: 500, conversation_not_found: 404 };
-
 /** Sends a turn asking for a UI message stream; calls `onEvent` for each chunk and resolves
  *  with the turn's ids and tool calls once the stored answer's `finish` arrives. */
 async function streamTurn(turn, onEvent) {
@@ -309,7 +306,8 @@ async function streamTurn(turn, onEvent) {
       if (!event.startsWith("data: ") || event === "data: [DONE]") continue; // comments
       const chunk = JSON.parse(event.slice(6));
       if (chunk.type === "error") {
-        throw new ApiError(STREAM_ERROR_STATUS[chunk.error] || 503, chunk);
+        // It carries the status the JSON answer would have had: handled the same way.
+        throw new ApiError(chunk.status, chunk);
       }
       if (chunk.type === "tool-input-available") {
         toolCalls.set(chunk.toolCallId, { name: chunk.toolName, arguments: chunk.input });

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::{agent::Event, chat::TurnReply};
+use crate::{agent::Event, chat::TurnReply, http::ApiError};
 
 /// Response headers of a UI message stream, as the SDK's own servers send them.
 pub const HEADERS: [(&str, &str); 5] = [
@@ -119,13 +119,20 @@ impl Encoder {
         done(sse(&chunks))
     }
 
-    /// The end of a failed turn: the error envelope's fields in an `error` chunk (its
-    /// `errorText` is the stable code), then `[DONE]`.
-    pub fn error(&mut self, envelope: Value) -> Bytes {
+    /// The end of a failed turn: the JSON error envelope's fields in an `error` chunk (its
+    /// `errorText` is the stable code, `status` what the JSON answer's status would be),
+    /// then `[DONE]`.
+    pub fn error(&mut self, error: &ApiError, request_id: &str) -> Bytes {
         let mut chunks = Vec::with_capacity(2);
         self.close_text(&mut chunks);
-        let mut chunk = json!({"type": "error", "errorText": envelope["error"]});
-        if let (Value::Object(chunk), Value::Object(fields)) = (&mut chunk, envelope) {
+        let mut chunk = json!({
+            "type": "error",
+            "errorText": error.code(),
+            "status": error.status().as_u16(),
+        });
+        if let (Value::Object(chunk), Value::Object(fields)) =
+            (&mut chunk, error.envelope(request_id))
+        {
             chunk.extend(fields);
         }
         chunks.push(chunk);
@@ -254,7 +261,11 @@ mod tests {
     fn an_error_carries_the_envelope_code_and_ends_the_stream() {
         let mut encoder = Encoder::new(ids());
         let _ = encoder.event(Event::TextDelta("Hal".into()));
-        let out = encoder.error(json!({"error": "llm_unavailable", "message": "m"}));
+        let failed = ApiError::LlmUnavailable {
+            conversation_id: uuid::Uuid::new_v4(),
+            user_message_id: uuid::Uuid::new_v4(),
+        };
+        let out = encoder.error(&failed, "req-1");
 
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(text.ends_with("data: [DONE]\n\n"));
@@ -263,5 +274,7 @@ mod tests {
         assert_eq!(chunks[1]["type"], "error");
         assert_eq!(chunks[1]["errorText"], "llm_unavailable");
         assert_eq!(chunks[1]["error"], "llm_unavailable");
+        assert_eq!(chunks[1]["status"], 503, "the JSON answer's status");
+        assert_eq!(chunks[1]["request_id"], "req-1");
     }
 }

@@ -125,7 +125,7 @@ fn stream_turn(
             Ok(reply) => (encoder.finish(&reply), None),
             Err(e) => {
                 let e = ApiError::from(e);
-                (encoder.error(e.envelope(&request_id)), Some(e.code()))
+                (encoder.error(&e, &request_id), Some(e.code()))
             }
         };
         let _ = forward.sender.send(last);

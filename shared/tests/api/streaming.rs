@@ -392,6 +392,10 @@ async fn a_provider_error_mid_stream_ends_with_the_error_code_and_keeps_the_user
     let error = streamed.of_type("error").next().expect("an error chunk");
     assert_eq!(error["errorText"], "llm_unavailable");
     assert_eq!(error["error"], "llm_unavailable");
+    assert_eq!(
+        error["status"], 503,
+        "the status a JSON turn answers this failure with"
+    );
     assert!(streamed.raw.ends_with("data: [DONE]\n\n"));
     assert!(!streamed.types().contains(&"finish"));
     let conversation = conversation_of(&streamed);
