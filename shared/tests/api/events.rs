@@ -1,10 +1,11 @@
-//! The sample API Gateway events in `events/` parse with lambda_http and are answered by
-//! their function's handler, so the samples `cargo lambda invoke` uses cannot rot.
+//! The sample API Gateway events in `events/` (what the REST API's v1 stage sends) parse
+//! with lambda_http and are answered by their function's handler, so the samples
+//! `cargo lambda invoke` uses cannot rot.
 
 use std::path::PathBuf;
 
-use lambda_http::{Body, Request, Response};
-use todo_chat::{App, api};
+use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
+use todo_chat::{App, api, http::with_cors};
 
 use crate::helpers::TestApp;
 
@@ -100,4 +101,30 @@ async fn task_sample_events_are_answered_by_their_handlers() {
     assert_eq!(update.status, 200, "{}", update.body);
     assert_eq!(update.body["completed"], true);
     assert_eq!(delete.status, 204);
+}
+
+#[tokio::test]
+async fn rest_api_events_route_without_their_stage_and_allowed_origins_get_cors() {
+    let app = TestApp::spawn_with(&[("ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let request = sample(&app, "list-tasks");
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        other => panic!("events/list-tasks.json is not a REST API event: {other:?}"),
+    };
+    let origin = request.headers()["origin"].clone();
+
+    let path = request.uri().path().to_owned();
+    let response = with_cors(&app.app.config.cors, request, |req| {
+        api::tasks::list(&app.app, req)
+    })
+    .await;
+
+    assert_eq!(stage.as_deref(), Some("v1"));
+    assert_eq!(
+        path, "/api/demo-user/tasks",
+        "the stage is not part of the path"
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(origin, "https://app.example.com");
+    assert_eq!(response.headers()["access-control-allow-origin"], origin);
 }
