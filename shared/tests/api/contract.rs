@@ -1,5 +1,6 @@
 //! The machine-checked API contract: every response any test receives is checked against
-//! `openapi.yaml` (status documented, headers present, body matching its schema).
+//! `openapi.yaml` (status documented, headers present, body matching its schema), and every
+//! chunk of a streamed turn against its `UiMessageChunk` schema.
 
 use std::sync::LazyLock;
 
@@ -59,6 +60,29 @@ pub fn assert_conforms(method: &Method, template: &str, response: &TestResponse)
         return;
     };
     assert_eq!(response.headers["content-type"], "application/json");
+    let errors = violations(schema, &response.body);
+    assert!(
+        errors.is_empty(),
+        "{method} {template} {}: body breaks the contract: {errors:?}\n{}",
+        response.status,
+        response.body
+    );
+}
+
+/// Panics unless every chunk of a streamed turn is a documented `UiMessageChunk`.
+pub fn assert_chunks_conform(chunks: &[Value]) {
+    let schema = json!({"$ref": "#/components/schemas/UiMessageChunk"});
+    for chunk in chunks {
+        let errors = violations(&schema, chunk);
+        assert!(
+            errors.is_empty(),
+            "chunk breaks the contract: {errors:?}\n{chunk}"
+        );
+    }
+}
+
+/// How `value` breaks `schema` (which may refer to openapi.yaml's components).
+fn violations(schema: &Value, value: &Value) -> Vec<String> {
     let root = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "components": SPEC["components"],
@@ -68,16 +92,10 @@ pub fn assert_conforms(method: &Method, template: &str, response: &TestResponse)
         .should_validate_formats(true)
         .build(&root)
         .expect("openapi.yaml schemas compile");
-    let errors: Vec<String> = validator
-        .iter_errors(&response.body)
+    validator
+        .iter_errors(value)
         .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{method} {template} {}: body breaks the contract: {errors:?}\n{}",
-        response.status,
-        response.body
-    );
+        .collect()
 }
 
 /// The documented path template a concrete request path matches, given its path parameters.

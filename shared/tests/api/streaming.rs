@@ -147,7 +147,8 @@ impl Streamed {
             .filter_map(|event| event.strip_prefix("data: "))
             .filter(|data| *data != "[DONE]")
             .map(|data| serde_json::from_str(data).expect("chunks are JSON"))
-            .collect();
+            .collect::<Vec<_>>();
+        crate::contract::assert_chunks_conform(&chunks);
         Self {
             status,
             headers,
