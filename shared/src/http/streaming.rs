@@ -60,7 +60,11 @@ impl ResponseBody {
 
 impl From<lambda_http::Body> for ResponseBody {
     fn from(body: lambda_http::Body) -> Self {
-        Self::Full(Some(Bytes::copy_from_slice(body.as_ref())))
+        // An empty body has no frames at all: a zero-length frame would go out as the
+        // zero-length chunk that ends a chunked stream, and the Runtime API would see the
+        // response cut off (a 204 preflight killed the chat function that way).
+        let bytes = (!body.as_ref().is_empty()).then(|| Bytes::copy_from_slice(body.as_ref()));
+        Self::Full(bytes)
     }
 }
 
@@ -92,5 +96,23 @@ impl Body for ResponseBody {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_empty_body_has_no_frames_and_a_full_one_has_one() {
+        let mut empty = ResponseBody::from(lambda_http::Body::Empty);
+        let mut full = ResponseBody::from(lambda_http::Body::from("{}"));
+
+        assert!(empty.frame().await.is_none(), "no zero-length frame");
+        let frame = full.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "{}");
+        assert!(full.frame().await.is_none());
     }
 }

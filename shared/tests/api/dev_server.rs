@@ -257,6 +257,36 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
         "no CORS headers: {:?}",
         preflight.headers()
     );
+    // Preflights are the chat function's own answers (on its streaming runtime): it keeps
+    // answering them, and the turn that follows, with the grant for the page's origin.
+    for _ in 0..3 {
+        let again = http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/api/demo-user/chat"),
+            )
+            .header("origin", "http://localhost:5173")
+            .header("access-control-request-method", "POST")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("the chat function answers preflight after preflight");
+        assert_eq!(again.status(), 204);
+    }
+    let after_preflight = http
+        .post(format!("{base}/api/demo-user/chat"))
+        .bearer_auth(token)
+        .header("origin", "http://localhost:5173")
+        .json(&json!({"message": "hi"}))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after_preflight.status(), 200);
+    assert_eq!(
+        after_preflight.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
     // Any other origin is refused, as deployed: the functions answer CORS, not the emulator.
     let foreign = http
         .get(format!("{base}/health"))
