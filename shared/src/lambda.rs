@@ -41,8 +41,8 @@ where
         let (app, handler) = (app.clone(), &handler);
         // Boxed: the turn's future is too deep a type to nest inside the runtime's.
         let response = Box::pin(async move {
-            let config = app.clone();
-            with_cors(&config.config.cors, req, |req| handler(app, req)).await
+            let shared = app.clone();
+            with_cors(&shared.config.cors, req, |req| handler(app, req)).await
         });
         async move { Ok::<_, Error>(response.await) }
     }))
