@@ -967,9 +967,10 @@ const NOTES: &str = "
   every streamed answer, cold or warm. The client now sets `TCP_NODELAY`
   (`vendor/lambda_runtime_api_client`, see its README): 14.9 ms. Over `cargo lambda watch`
   every chat answer, JSON or streamed, still arrives about 44 ms after the request (3.3 to
-  5.1 ms before chat streamed): the wait now sits in the emulator's own relay of a streamed
-  answer to its HTTP client, a prebuilt binary that is not on the deployed path. Read the
-  over-HTTP rows with that in mind.
+  5.1 ms before chat streamed). The function's own hop is fixed (the cold-start rows use the
+  same client), so the wait is most likely the same one in the emulator's relay of a
+  streamed answer to its HTTP client (cargo-lambda, a prebuilt binary; not traced further),
+  which is not on the deployed path. Read the over-HTTP rows with that in mind.
 - Zip sizes: the chat zip reached 4.02 MB (the journal, the bounded client, schemars) and is
   back under budget because logs are filtered with tracing's `Targets` instead of
   `EnvFilter`, which took a regex engine into every binary, and schemars left the binary.
