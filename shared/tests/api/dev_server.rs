@@ -236,8 +236,8 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
     assert_eq!(unauthenticated.status(), 401);
 
     // A page served from another local port may call the API.
-    let preflight = http
-        .request(
+    let send_preflight = || {
+        http.request(
             reqwest::Method::OPTIONS,
             format!("{base}/api/demo-user/chat"),
         )
@@ -247,9 +247,10 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
             "access-control-request-headers",
             "authorization,content-type",
         )
+        .timeout(Duration::from_secs(30))
         .send()
-        .await
-        .unwrap();
+    };
+    let preflight = send_preflight().await.unwrap();
     assert!(preflight.status().is_success(), "{}", preflight.status());
     let allowed = preflight.headers().get("access-control-allow-origin");
     assert!(
@@ -260,15 +261,7 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
     // Preflights are the chat function's own answers (on its streaming runtime): it keeps
     // answering them, and the turn that follows, with the grant for the page's origin.
     for _ in 0..3 {
-        let again = http
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{base}/api/demo-user/chat"),
-            )
-            .header("origin", "http://localhost:5173")
-            .header("access-control-request-method", "POST")
-            .timeout(Duration::from_secs(30))
-            .send()
+        let again = send_preflight()
             .await
             .expect("the chat function answers preflight after preflight");
         assert_eq!(again.status(), 204);
