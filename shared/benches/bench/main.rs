@@ -999,11 +999,15 @@ const NOTES: &str = "
   read into the statement that starts a turn would save one more round trip on existing
   conversations, at the cost of a more tangled statement.
 - **Chat's cold start** is 3 to 4 ms above the other functions', a little over the 3 ms
-  target. Not profiled further; what sets it apart is that its first invocation is a whole
-  turn (a model call and two writes touching several tables and their triggers, each on a
-  Postgres backend that has just started), where the others run one or two statements.
-  Behind Neon's pooler a cold function would reuse a warm server connection; this
-  benchmark connects to Postgres directly, so it cannot show whether that closes the gap.
+  target. A timestamped `strace` of one cold start (which slows everything) shows where:
+  startup up to the first event (the CA store, the pool) is the same for every function;
+  then delete-conversation's one statement took 2.4 ms on the newly started Postgres
+  backend, while chat's turn took 3.9 ms for the statement that stores the user message and
+  takes the lease (several tables and their triggers, planned on a backend with no catalog
+  cache yet), 0.4 ms for the model call and 1.2 ms for the reply's write. So the gap is the
+  turn's own database work on a cold backend. Behind Neon's pooler a cold function would
+  usually get a warm server connection; this benchmark connects to Postgres directly, so it
+  cannot show how much of the gap that closes.
 - **Listing with a large `offset`** still walks the skipped rows: the API is offset-based by
   design; a keyset cursor would remove it.
 - **The chat zip** is close to the 4 MB limit: it links a vendored OpenSSL (for Postgres TLS
