@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Post-deploy smoke test: scripts/smoke.sh <ApiUrl> <token>
+# Post-deploy smoke test: [SMOKE_ORIGIN=<an allowed origin>] scripts/smoke.sh <ApiUrl> <token>
 # Checks health, a chat turn that calls a tool (add_task), the conversation listed, read and
-# deleted, and the task it made in the tasks API; removes what it created, pass or fail.
+# deleted, a streamed turn in it (the REST API's response streaming), a CORS preflight (and,
+# with SMOKE_ORIGIN, its grant), and the task it made in the tasks API; removes what it
+# created, pass or fail.
 # Ends with "smoke: N passed, M failed" and exits non-zero on any failure. `make test` runs
 # it against `make dev` (on the demo model), so the script an operator runs after
 # `sam deploy` is itself tested.
@@ -11,7 +13,7 @@ api=${api%/}
 token=${2:?usage: scripts/smoke.sh <ApiUrl> <token>}
 passed=0 failed=0 conversation="" task=""
 body=$(mktemp)
-trap 'cleanup; rm -f "$body"' EXIT
+trap 'cleanup; rm -f "$body" "$body.headers"' EXIT
 
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {'d': d}))" "$body" "$1" 2>/dev/null; }
 # call METHOD PATH [JSON]: the status code; the body is left in $body.
@@ -53,6 +55,25 @@ check "the conversation is listed" $?
 expect "GET the conversation" 200 "$(call GET "/api/$user/conversations/$conversation")"
 [ "$(json "[m['role'] for m in d['messages']]")" = "['user', 'assistant']" ]
 check "it holds the user message and the reply" $?
+
+# The same conversation, streamed: the chat route's response streaming works end to end.
+status=$(curl -s -N -D "$body.headers" -o "$body" -w '%{http_code}' --max-time 60 -X POST \
+  "$api/api/$user/chat" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  -H 'Accept: text/event-stream' -H "Idempotency-Key: smoke-$$-$RANDOM" \
+  -d "{\"message\": \"What is on my list?\", \"conversation_id\": \"$conversation\"}" || echo 000)
+expect "POST chat, streamed" 200 "$status"
+grep -qi '^x-vercel-ai-ui-message-stream: v1' "$body.headers" && grep -q '"type":"finish"' "$body" \
+  && [ "$(tail -c 14 "$body")" = "data: [DONE]" ]
+check "it is a UI message stream that ends with finish and [DONE]" $?
+
+status=$(curl -s -D "$body.headers" -o "$body" -w '%{http_code}' --max-time 30 -X OPTIONS \
+  "$api/api/$user/chat" -H "Origin: ${SMOKE_ORIGIN:-https://origin.invalid}" \
+  -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization' || echo 000)
+expect "OPTIONS chat (preflight)" 204 "$status"
+if [ -n "${SMOKE_ORIGIN:-}" ]; then
+  tr -d '\r' < "$body.headers" | grep -qixF "access-control-allow-origin: $SMOKE_ORIGIN"
+  check "the preflight grants $SMOKE_ORIGIN" $?
+fi
 
 expect "GET tasks" 200 "$(call GET "/api/$user/tasks?status=pending&limit=100")"
 [ "$(json "any(t['id'] == $task for t in d['tasks'])")" = True ]

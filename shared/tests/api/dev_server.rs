@@ -409,12 +409,14 @@ async fn make_dev_without_a_provider_answers_with_the_demo_model() {
     // The operator's post-deploy smoke test passes against it and leaves nothing behind.
     let smoke = tokio::process::Command::new(workspace().join("scripts/smoke.sh"))
         .args([&server.base, &server.token])
+        .env("SMOKE_ORIGIN", "http://localhost:5173")
         .output()
         .await
         .expect("scripts/smoke.sh runs");
     let report = String::from_utf8_lossy(&smoke.stdout);
     assert!(smoke.status.success(), "smoke test failed:\n{report}");
-    assert!(report.contains("smoke: 11 passed, 0 failed"), "{report}");
+    // Its 11 checks, plus the streamed turn (2), the preflight and its grant.
+    assert!(report.contains("smoke: 15 passed, 0 failed"), "{report}");
     let left: i64 = client
         .query_one(
             "SELECT count(*) FROM tasks WHERE user_id = 'demo-user' AND title LIKE 'smoke test%'",
