@@ -4,7 +4,7 @@
 
 use lambda_http::{
     Body, Request, Response,
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
 };
 
 /// Headers a browser may send cross-origin besides the always-allowed ones.
@@ -35,9 +35,9 @@ impl Cors {
         Self { origins }
     }
 
-    /// The request's `Origin` when it is one of the allowed origins.
-    fn allowed(&self, headers: &HeaderMap) -> Option<HeaderValue> {
-        let origin = headers.get(header::ORIGIN)?;
+    /// `origin` when it is one of the allowed origins.
+    fn allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let origin = origin?;
         let text = origin.to_str().ok()?;
         self.origins
             .iter()
@@ -52,7 +52,7 @@ impl Cors {
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
         headers.insert(header::VARY, HeaderValue::from_static("origin"));
-        if let Some(origin) = self.allowed(req.headers()) {
+        if let Some(origin) = self.allowed(req.headers().get(header::ORIGIN)) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -70,11 +70,11 @@ impl Cors {
         response
     }
 
-    /// Adds the CORS grant to `response` when `request_headers` carry an allowed origin.
-    pub fn grant<B>(&self, request_headers: &HeaderMap, response: &mut Response<B>) {
+    /// Adds the CORS grant to `response` when the request's `origin` is allowed.
+    pub fn grant<B>(&self, origin: Option<&HeaderValue>, response: &mut Response<B>) {
         let headers = response.headers_mut();
         headers.insert(header::VARY, HeaderValue::from_static("origin"));
-        if let Some(origin) = self.allowed(request_headers) {
+        if let Some(origin) = self.allowed(origin) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -95,9 +95,9 @@ where
     if req.method() == Method::OPTIONS {
         return cors.preflight(&req).map(B::from);
     }
-    let request_headers = req.headers().clone();
+    let origin = req.headers().get(header::ORIGIN).cloned();
     let mut response = handler(req).await;
-    cors.grant(&request_headers, &mut response);
+    cors.grant(origin.as_ref(), &mut response);
     response
 }
 
