@@ -27,7 +27,7 @@ fi
 
 echo "== cargo test"
 cargo test --workspace
-echo "== end to end: make dev over HTTP (direct and through PgBouncer), outages, the page in Chromium"
+echo "== one at a time: make dev over HTTP (direct and through PgBouncer), outages, the page in Chromium, captured logs"
 scripts/ensure-browser.sh
 scripts/pgbouncer.sh install
 cargo test -p todo-chat --test api -- --ignored --test-threads=1

@@ -242,6 +242,11 @@ impl Write for Captured {
 }
 
 #[tokio::test]
+// It captures logs through a thread-local subscriber, and tracing caches each log
+// statement's interest process-wide: a test on another thread reaching the same statement
+// while this one installs its subscriber can leave it cached as "never" (seen: no lines
+// captured, about one run in eight). `make test` runs it in the serial pass instead.
+#[ignore = "captures the process's logs: make test runs it with no other test running"]
 async fn logs_of_full_turns_hold_ids_and_codes_but_no_tokens_secrets_or_text() {
     let llm_key = "sk-log-canary-7c1f";
     let app = TestApp::spawn_with(&[("LLM_API_KEY", llm_key)]).await;
