@@ -60,11 +60,7 @@ impl ResponseBody {
 
 impl From<lambda_http::Body> for ResponseBody {
     fn from(body: lambda_http::Body) -> Self {
-        // An empty body has no frames at all: a zero-length frame would go out as the
-        // zero-length chunk that ends a chunked stream, and the Runtime API would see the
-        // response cut off (a 204 preflight killed the chat function that way).
-        let bytes = (!body.as_ref().is_empty()).then(|| Bytes::copy_from_slice(body.as_ref()));
-        Self::Full(bytes)
+        Self::Full(Some(Bytes::copy_from_slice(body.as_ref())))
     }
 }
 
@@ -72,28 +68,39 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = Infallible;
 
+    // Never an empty frame: it would go out as the zero-length chunk that ends a chunked
+    // upload, and the Runtime API would see the response cut off (a 204 preflight killed the
+    // chat function that way).
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
-            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Full(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             ResponseBody::Stream {
                 receiver,
                 heartbeat,
                 comment,
-            } => match receiver.poll_recv(cx) {
-                Poll::Ready(Some(bytes)) => {
-                    heartbeat.reset();
-                    Poll::Ready(Some(Ok(Frame::data(bytes))))
-                }
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => match heartbeat.poll_tick(cx) {
-                    Poll::Ready(_) => {
-                        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(comment)))))
+            } => loop {
+                return match receiver.poll_recv(cx) {
+                    Poll::Ready(Some(bytes)) if bytes.is_empty() => continue,
+                    Poll::Ready(Some(bytes)) => {
+                        heartbeat.reset();
+                        Poll::Ready(Some(Ok(Frame::data(bytes))))
                     }
-                    Poll::Pending => Poll::Pending,
-                },
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => match heartbeat.poll_tick(cx) {
+                        Poll::Ready(_) => {
+                            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(comment)))))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    },
+                };
             },
         }
     }
@@ -114,5 +121,17 @@ mod tests {
         let frame = full.frame().await.unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "{}");
         assert!(full.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_skips_empty_sends() {
+        let (sender, mut body) = ResponseBody::channel(Duration::from_secs(60), b": hb\n\n");
+        sender.send(Bytes::new()).unwrap();
+        sender.send(Bytes::from_static(b"data: x\n\n")).unwrap();
+        drop(sender);
+
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "data: x\n\n");
+        assert!(body.frame().await.is_none());
     }
 }
