@@ -48,8 +48,9 @@ class ApiError extends Error {
 }
 
 /** Calls the API; throws ApiError for HTTP errors and TypeError for network failures. */
-async function api(method, path, { body, headers = {} } = {}) {
-  const response = await fetch(state.api.replace(/\/$/, "") + path, {
+/** Sends a request to the API with the held token; resolves with the raw response. */
+function send(method, path, { body, headers = {} } = {}) {
+  return fetch(state.api.replace(/\/$/, "") + path, {
     method,
     headers: {
       Authorization: `Bearer ${state.token}`,
@@ -58,10 +59,19 @@ async function api(method, path, { body, headers = {} } = {}) {
     },
     body: body ? JSON.stringify(body) : undefined,
   });
-  if (response.status === 204) return null;
+}
+
+/** The error a refused response stands for, from its JSON envelope. */
+async function refusal(response) {
   const json = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, json, response.headers.get("Retry-After"));
-  return json;
+  return new ApiError(response.status, json, response.headers.get("Retry-After"));
+}
+
+async function api(method, path, options) {
+  const response = await send(method, path, options);
+  if (response.status === 204) return null;
+  if (!response.ok) throw await refusal(response);
+  return response.json().catch(() => null);
 }
 
 function userPath(rest) {
@@ -278,19 +288,12 @@ async function sendTurn(turn) {
 /** Sends a turn asking for a UI message stream; calls `onEvent` for each chunk and resolves
  *  with the turn's ids and tool calls once the stored answer's `finish` arrives. */
 async function streamTurn(turn, onEvent) {
-  const response = await fetch(state.api.replace(/\/$/, "") + userPath("/chat"), {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${state.token}`,
-      "Content-Type": "application/json",
-      Accept: "text/event-stream",
-      "Idempotency-Key": turn.key,
-    },
-    body: JSON.stringify({ message: turn.message, conversation_id: turn.conversationId }),
+  const response = await send("POST", userPath("/chat"), {
+    body: { message: turn.message, conversation_id: turn.conversationId },
+    headers: { Accept: "text/event-stream", "Idempotency-Key": turn.key },
   });
   if (!response.ok || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
-    const json = await response.json().catch(() => null);
-    throw new ApiError(response.status, json, response.headers.get("Retry-After"));
+    throw await refusal(response);
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const toolCalls = new Map();
