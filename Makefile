@@ -23,8 +23,7 @@ deploy-check:
 
 ## Release arm64 zips, one per function: target/lambda/<function>/bootstrap.zip.
 package:
-	@scripts/ensure-tools.sh cargo-lambda
-	cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(notdir $(wildcard functions/*)))
+	PATH="$$(scripts/ensure-tools.sh):$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(notdir $(wildcard functions/*)))
 	@ls -l target/lambda/*/bootstrap.zip
 
 fmt:

@@ -3,6 +3,8 @@
 # binary (shared/benches/bench), which prints the table and writes BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The pinned cargo-lambda, for the arm64 packages and `cargo lambda watch`.
+PATH="$(scripts/ensure-tools.sh):$PATH"
 
 functions=$(ls functions)
 echo "== release builds of the functions (x86_64, for cold start and memory)"

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-1}
-scripts/ensure-tools.sh cargo-lambda cfn-lint sam=aws-sam-cli
+PATH="$(scripts/ensure-tools.sh):$PATH"
 
 echo "== deploy-check: cfn-lint, sam validate --lint"
 cfn-lint template.yaml

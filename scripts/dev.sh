@@ -25,7 +25,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   echo "dev: local Postgres at $DATABASE_URL (scripts/pg.sh stop dev stops it)"
 fi
 
-scripts/ensure-tools.sh cargo-lambda
+PATH="$(scripts/ensure-tools.sh):$PATH"
 cargo build --quiet --workspace --bins
 # Through a transaction-mode pooler (Neon's pooled URL) migrations go over the direct URL.
 DATABASE_URL=${MIGRATE_DATABASE_URL:-$DATABASE_URL} cargo run --quiet -p todo-chat --bin migrate

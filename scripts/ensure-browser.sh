@@ -14,4 +14,19 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
     exit 1
   fi
 fi
-[ -d web/node_modules/playwright-core ] && [ -d web/node_modules/ai ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
+# The npm packages exactly as web/package-lock.json pins them: installed again whenever any
+# installed version differs from its pin, not only when the folder is missing.
+matches_lock() {
+  (cd web && node --input-type=module -e '
+    import { readFileSync, existsSync } from "node:fs";
+    const lock = JSON.parse(readFileSync("package-lock.json", "utf8"));
+    const wrong = Object.entries(lock.packages).filter(([path, entry]) => {
+      if (!path.startsWith("node_modules/")) return false;
+      const manifest = `${path}/package.json`;
+      if (!existsSync(manifest)) return !entry.optional;
+      return JSON.parse(readFileSync(manifest, "utf8")).version !== entry.version;
+    });
+    if (wrong.length) { console.error(`ensure-browser: ${wrong.map(([p]) => p).join(", ")} differ from the lock`); process.exit(1); }
+  ')
+}
+matches_lock 2>/dev/null || { (cd web && npm ci --no-audit --no-fund --loglevel=error) && matches_lock; }

