@@ -61,7 +61,7 @@ pub enum AuthError {
 }
 
 /// Where verification keys come from.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
     /// Better Auth's shared secret; tokens must be HS256.
     Secret(String),
@@ -80,7 +80,7 @@ impl std::fmt::Debug for KeySource {
 }
 
 /// How tokens are checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthConfig {
     /// The keys.
     pub keys: KeySource,

@@ -15,7 +15,7 @@ pub const DEFAULT_LLM_BASE_URL: &str = "https://openrouter.ai/api/v1";
 pub const DEFAULT_LLM_MODEL: &str = "openai/gpt-4o-mini";
 
 /// Everything the functions need to know about their environment.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// Postgres connection string (`sslmode=require` turns TLS on).
     pub database_url: String,
@@ -48,7 +48,7 @@ pub struct Config {
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LlmConfig {
     /// Base URL; `/chat/completions` is appended.
     pub base_url: String,
@@ -245,6 +245,112 @@ mod tests {
         .unwrap()
         .auth;
         assert!(matches!(auth.keys, KeySource::Jwks(_)));
+    }
+
+    /// `.env.example`'s settings: `KEY=value` and `# KEY=value` lines, with whether commented.
+    fn env_example() -> Vec<(&'static str, &'static str, bool)> {
+        include_str!("../../.env.example")
+            .lines()
+            .filter_map(|line| {
+                let (commented, rest) = match line.strip_prefix("# ") {
+                    Some(rest) => (true, rest),
+                    None => (false, line),
+                };
+                let (key, value) = rest.split_once('=')?;
+                let is_key = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit());
+                is_key.then_some((key, value, commented))
+            })
+            .collect()
+    }
+
+    /// Every key `Config` reads, on each of its paths (shared secret or JWKS, LLM on).
+    fn keys_config_reads() -> std::collections::BTreeSet<String> {
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        for path in [
+            BASE.to_vec(),
+            vec![("DATABASE_URL", "x"), ("JWKS_URL", "x")],
+        ] {
+            let mut pairs = path;
+            pairs.push(("LLM_API_KEY", "sk-test"));
+            let env: HashMap<&str, &str> = pairs.into_iter().collect();
+            Config::from_lookup(|key| {
+                read.borrow_mut().insert(key.to_owned());
+                env.get(key).map(|v| v.to_string())
+            })
+            .unwrap();
+        }
+        read.into_inner()
+    }
+
+    /// Settings read outside `Config`: the log filter and `make dev`'s own (scripts/dev.sh).
+    const READ_ELSEWHERE: [&str; 7] = [
+        "RUST_LOG",
+        "DEV_PORT",
+        "WEB_PORT",
+        "DEMO_LLM",
+        "DEMO_LLM_PORT",
+        "DEMO_LLM_PACE_MS",
+        "MIGRATE_DATABASE_URL",
+    ];
+
+    #[test]
+    fn env_example_lists_every_setting_the_functions_read() {
+        let listed: Vec<&str> = env_example().iter().map(|(key, ..)| *key).collect();
+
+        let missing: Vec<String> = keys_config_reads()
+            .into_iter()
+            .filter(|key| !listed.contains(&key.as_str()))
+            .collect();
+
+        assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+    }
+
+    #[test]
+    fn env_example_lists_nothing_that_nobody_reads() {
+        let read = keys_config_reads();
+        let dev_script = include_str!("../../scripts/dev.sh");
+
+        let unknown: Vec<&str> = env_example()
+            .into_iter()
+            .map(|(key, ..)| key)
+            .filter(|key| !read.contains(*key) && !READ_ELSEWHERE.contains(key))
+            .collect();
+
+        assert!(unknown.is_empty(), ".env.example lists unread {unknown:?}");
+        for key in &READ_ELSEWHERE[1..] {
+            assert!(
+                dev_script.contains(&format!("{{{key}")),
+                "dev.sh no longer reads {key}"
+            );
+        }
+        assert!(include_str!("telemetry.rs").contains("\"RUST_LOG\""));
+    }
+
+    #[test]
+    fn env_example_shows_each_commented_setting_at_its_default() {
+        // The baseline has an LLM on, so the LLM settings' defaults take effect too.
+        let mut baseline = BASE.to_vec();
+        baseline.push(("LLM_API_KEY", "sk-test"));
+        let defaults = config(&baseline).unwrap();
+        let read = keys_config_reads();
+
+        for (key, value, commented) in env_example() {
+            if !commented || value.is_empty() || !read.contains(key) {
+                continue;
+            }
+            let mut pairs = baseline.clone();
+            pairs.push((key, value));
+
+            let shown = config(&pairs).unwrap();
+
+            assert!(
+                shown == defaults,
+                ".env.example shows {key}={value}, which is not its default"
+            );
+        }
     }
 
     #[test]
