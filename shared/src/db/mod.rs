@@ -64,7 +64,7 @@ pub enum DbError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The server rejected a statement: a bug or a broken invariant.
-    #[error("database query failed: {0}")]
+    #[error("database query failed: {}", describe(.0))]
     Query(#[source] tokio_postgres::Error),
     /// Stored data breaks an invariant the schema should have kept.
     #[error("database invariant broken: {0}")]
@@ -86,10 +86,79 @@ impl From<tokio_postgres::Error> for DbError {
                 .any(|class| code.code().starts_with(class)),
         };
         if e.is_closed() || connection_lost {
-            DbError::Unavailable(e.to_string())
+            DbError::Unavailable(describe(&e))
         } else {
             DbError::Query(e)
         }
+    }
+}
+
+/// What a log line may say of a driver error: a server's error as its SQLSTATE and class
+/// (`sqlstate 57P01 (operator_intervention)`), naming a pooler's refusal by what it is
+/// (`sqlstate 08P01 (pooler_login_failing)`), so an operator tells a pooler that refuses
+/// logins from a statement timeout or a lost connection. Never the server's message itself:
+/// it can quote data values. Errors of the connection (I/O, closed) carry no data and keep
+/// the driver's own text.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(server) => {
+            let code = server.code().code();
+            let class = pooler_refusal(server.message()).unwrap_or_else(|| sqlstate_class(code));
+            format!("sqlstate {code} ({class})")
+        }
+        None => e.to_string(),
+    }
+}
+
+/// PgBouncer answers its own refusals with SQLSTATE 08P01 whatever their cause; its fixed
+/// message prefixes tell them apart (Neon's pooled endpoint is PgBouncer).
+fn pooler_refusal(message: &str) -> Option<&'static str> {
+    const REFUSALS: [(&str, &str); 7] = [
+        ("server login has been failing", "pooler_login_failing"),
+        (
+            "pgbouncer cannot connect to server",
+            "pooler_cannot_connect",
+        ),
+        ("query_wait_timeout", "pooler_query_wait_timeout"),
+        ("no more connections allowed", "pooler_client_limit"),
+        (
+            "unsupported startup parameter",
+            "pooler_startup_parameter_rejected",
+        ),
+        ("server conn crashed", "pooler_server_connection_lost"),
+        ("client_login_timeout", "pooler_login_timeout"),
+    ];
+    REFUSALS
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map(|(_, class)| *class)
+}
+
+/// The name of a SQLSTATE's class (its first two characters), as PostgreSQL's appendix A
+/// names it.
+fn sqlstate_class(code: &str) -> &'static str {
+    match code.get(..2).unwrap_or_default() {
+        "01" => "warning",
+        "02" => "no_data",
+        "08" => "connection_exception",
+        "0A" => "feature_not_supported",
+        "21" => "cardinality_violation",
+        "22" => "data_exception",
+        "23" => "integrity_constraint_violation",
+        "25" => "invalid_transaction_state",
+        "28" => "invalid_authorization_specification",
+        "3D" => "invalid_catalog_name",
+        "3F" => "invalid_schema_name",
+        "40" => "transaction_rollback",
+        "42" => "syntax_error_or_access_rule_violation",
+        "53" => "insufficient_resources",
+        "54" => "program_limit_exceeded",
+        "55" => "object_not_in_prerequisite_state",
+        "57" => "operator_intervention",
+        "58" => "system_error",
+        "P0" => "plpgsql_error",
+        "XX" => "internal_error",
+        _ => "other",
     }
 }
 

@@ -1,7 +1,12 @@
 //! The one test harness: a fresh Postgres database per test, an LLM mock on loopback, and
 //! helpers that drive the endpoint handlers with real `lambda_http` requests.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use lambda_http::{Body, Request, RequestExt, http::Method};
 use serde_json::{Value, json};
@@ -736,4 +741,39 @@ impl Drop for Bouncer {
     fn drop(&mut self) {
         script(&["pgbouncer.sh", "stop", &self.name]);
     }
+}
+
+/// The production log lines written on this thread while the guard lives.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this thread's logs, at debug, in the production format. tracing caches each log
+/// statement's interest process-wide, so a test using it runs in `make test`'s serial pass
+/// (`#[ignore]`): another thread reaching the same statement meanwhile can leave it cached
+/// as never logged.
+pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let sink = Captured::default();
+    let writer = sink.clone();
+    let guard = tracing::subscriber::set_default(todo_chat::telemetry::subscriber(
+        move || writer.clone(),
+        "debug".parse().unwrap(),
+    ));
+    (sink, guard)
 }

@@ -5,10 +5,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use todo_chat::db::CANCEL_TIMEOUT;
+use todo_chat::db::{CANCEL_TIMEOUT, DbError};
+use tokio_postgres::types::Type;
 use wiremock::ResponseTemplate;
 
-use crate::helpers::{Bouncer, Cluster, StallingProxy, TestApp, completion};
+use crate::helpers::{
+    Bouncer, Captured, Cluster, StallingProxy, TestApp, capture_logs, completion,
+};
 
 /// Small bounds so the tests are quick; production uses the defaults (4 s and 2 s).
 const ACQUIRE_MS: u64 = 2000;
@@ -125,4 +128,96 @@ async fn a_connection_that_goes_silent_mid_turn_answers_503_within_the_bound_and
     assert!(took < limit, "answered after {took:?}, over {limit:?}");
     // The lease was released (a held one would answer 409) and a fresh connection serves.
     assert_eq!(next.status, 200, "{}", next.body);
+}
+
+#[tokio::test]
+async fn a_rejected_statement_is_described_by_its_sqlstate_never_by_the_values_it_quotes() {
+    let harness = TestApp::spawn().await;
+    let client = harness.app.db.get().await.unwrap();
+
+    let error = client
+        .query("SELECT $1::uuid", &[(&"secret-value-4921", Type::TEXT)])
+        .await
+        .unwrap_err();
+
+    let logged = error.to_string();
+    assert!(
+        logged.contains("sqlstate 22P02 (data_exception)"),
+        "{logged}"
+    );
+    assert!(!logged.contains("4921"), "{logged}");
+}
+
+#[tokio::test]
+async fn a_terminated_backend_is_described_as_unavailable_by_its_sqlstate_and_class() {
+    let harness = TestApp::spawn().await;
+    let client = harness.app.db.get().await.unwrap();
+
+    let error = client
+        .query("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DbError::Unavailable(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "database unavailable: sqlstate 57P01 (operator_intervention)"
+    );
+}
+
+/// The `error` field of every "database unavailable" line logged so far.
+fn unavailable_lines(logs: &Captured) -> Vec<String> {
+    logs.text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["message"] == "database unavailable")
+        .map(|line| line["error"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "starts its own Postgres and PgBouncer and captures the process's logs; `make test` runs it"]
+async fn a_pooler_that_refuses_logins_or_startup_options_is_logged_by_sqlstate_and_class() {
+    let harness = TestApp::spawn().await;
+    let cluster = Cluster::start();
+    cluster.create_database("app").await;
+    let bouncer = Bouncer::start(cluster.port(), false);
+    let with_options = format!(
+        "{}&options=-c%20statement_timeout%3D1000",
+        bouncer.url("app")
+    );
+    let (logs, _logging) = capture_logs();
+
+    // Neon's pooler rejects startup options (its docs say to set timeouts otherwise).
+    let options = harness
+        .health_on(&harness.variant(&settings(&bounded(&with_options))))
+        .await;
+    let pooled = harness.variant(&settings(&bounded(&bouncer.url("app"))));
+    let before = harness.health_on(&pooled).await;
+    cluster.stop();
+    // After a failed server login PgBouncer refuses new clients of a pool it has served for
+    // `server_login_retry`; the first request may instead time out while a login is tried.
+    let outage = harness.variant(&settings(&bounded(&bouncer.url("app"))));
+    let mut refused = false;
+    for _ in 0..5 {
+        assert_eq!(harness.health_on(&outage).await.status, 503);
+        refused = unavailable_lines(&logs)
+            .iter()
+            .any(|line| line.contains("sqlstate 08P01 (pooler_login_failing)"));
+        if refused {
+            break;
+        }
+    }
+
+    assert_eq!(options.status, 503, "{}", options.body);
+    assert_eq!(before.status, 200, "{}", before.body);
+    let lines = unavailable_lines(&logs);
+    assert!(
+        lines[0].contains("sqlstate 08P01 (pooler_startup_parameter_rejected)"),
+        "{lines:?}"
+    );
+    assert!(
+        refused,
+        "no line names the pooler's refused logins: {lines:?}"
+    );
 }

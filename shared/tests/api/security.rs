@@ -1,16 +1,11 @@
 //! Object-level authorization across every endpoint and tool, input limits, prompt injection
 //! and what the logs may hold.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use lambda_http::{Body, http::Method};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
-use crate::helpers::{SECRET, TestApp, completion, tool_calls};
+use crate::helpers::{SECRET, TestApp, capture_logs, completion, tool_calls};
 
 /// Without `request_id`, which differs per request.
 fn body_shape(mut body: Value) -> Value {
@@ -227,20 +222,6 @@ async fn a_task_title_telling_the_model_to_act_for_another_user_cannot_touch_the
     );
 }
 
-/// A log sink for the test's thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 // It captures logs through a thread-local subscriber, and tracing caches each log
 // statement's interest process-wide: a test on another thread reaching the same statement
@@ -250,12 +231,7 @@ impl Write for Captured {
 async fn logs_of_full_turns_hold_ids_and_codes_but_no_tokens_secrets_or_text() {
     let llm_key = "sk-log-canary-7c1f";
     let app = TestApp::spawn_with(&[("LLM_API_KEY", llm_key)]).await;
-    let sink = Captured::default();
-    let writer = sink.clone();
-    let _logging = tracing::subscriber::set_default(todo_chat::telemetry::subscriber(
-        move || writer.clone(),
-        "debug".parse().unwrap(),
-    ));
+    let (sink, _logging) = capture_logs();
     let message = "my bank PIN is 4921, remind me";
     let task_title = "call the oncologist about results";
 
@@ -296,7 +272,7 @@ async fn logs_of_full_turns_hold_ids_and_codes_but_no_tokens_secrets_or_text() {
         ),
         (200, 503, 401, 422)
     );
-    let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let logs = sink.text();
     let token = app.token("alice");
     for forbidden in [
         message,
