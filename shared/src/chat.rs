@@ -18,8 +18,9 @@ use crate::{
         self, DbError,
         turns::{Begin, KeyedState},
     },
+    http::ApiError,
     input::{self, InputError},
-    llm,
+    llm::{self, LlmError},
 };
 
 /// Most characters a message may hold after trimming.
@@ -184,6 +185,39 @@ pub enum ChatError {
     Db(#[from] DbError),
 }
 
+// The one place a turn's refusal becomes an HTTP error.
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::ConversationNotFound => ApiError::ConversationNotFound,
+            ChatError::TurnInProgress => ApiError::TurnInProgress,
+            ChatError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            ChatError::ConversationFull => ApiError::ConversationFull,
+            ChatError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            ChatError::LlmFailed { stored, source } => {
+                tracing::warn!(error = %source, "llm call failed");
+                let (conversation_id, user_message_id) =
+                    (stored.conversation_id, stored.message_id);
+                match source {
+                    LlmError::BadResponse(_) => ApiError::LlmBadResponse {
+                        conversation_id,
+                        user_message_id,
+                    },
+                    _ => ApiError::LlmUnavailable {
+                        conversation_id,
+                        user_message_id,
+                    },
+                }
+            }
+            ChatError::LlmNotConfigured { stored } => ApiError::LlmNotConfigured {
+                conversation_id: stored.conversation_id,
+                user_message_id: stored.message_id,
+            },
+            ChatError::Db(e) => e.into(),
+        }
+    }
+}
+
 /// Where a user message landed, so a client can retry the turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredUserMessage {
@@ -312,7 +346,8 @@ pub async fn run(
         message_id: assistant_message_id,
         content: &reply.text,
         tool_calls: &tool_calls,
-        usage: reply.usage,
+        prompt_tokens: reply.usage.prompt_tokens,
+        completion_tokens: reply.usage.completion_tokens,
         llm_latency: reply.llm_latency,
     };
     let finished = db::turns::finish(

@@ -6,6 +6,7 @@ use crate::{
     auth::{AuthConfig, KeySource},
     db::Timeouts,
     http::Cors,
+    llm::LlmConfig,
     retention::Policy,
 };
 
@@ -47,23 +48,6 @@ pub struct Config {
     pub cors: Cors,
 }
 
-/// Where and how to reach the OpenAI-compatible chat-completions API.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LlmConfig {
-    /// Base URL; `/chat/completions` is appended.
-    pub base_url: String,
-    /// Bearer key sent to the provider.
-    pub api_key: String,
-    /// Model name sent with every request.
-    pub model: String,
-    /// Upper bound on one call to the provider.
-    pub request_timeout: Duration,
-    /// Longest wait for a streamed answer's response headers.
-    pub first_byte_timeout: Duration,
-    /// Longest silence between two events of a streamed answer.
-    pub idle_timeout: Duration,
-}
-
 // Hand-written so the database password and auth secret never reach a log line.
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,17 +64,6 @@ impl std::fmt::Debug for Config {
                 &self.max_messages_per_conversation,
             )
             .field("prompt_budget_chars", &self.prompt_budget_chars)
-            .finish_non_exhaustive()
-    }
-}
-
-// Hand-written so the API key never reaches a log line.
-impl std::fmt::Debug for LlmConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmConfig")
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }

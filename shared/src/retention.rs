@@ -1,17 +1,12 @@
 //! The retention job, run on a schedule: deletes idempotency records (with their turn
 //! journal) past their retention, finished rate-limit windows, and clears lapsed turn
-//! leases, each in bounded batches, and logs one line with the counts.
+//! leases, each in bounded batches. Its scheduled handler is `api::retention`.
 
 use std::time::Duration;
 
-use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::{
-    App,
-    db::{self, DbError, Pool},
-};
+use crate::db::{self, DbError, Pool};
 
 /// Rate-limit windows and lapsed leases are dropped this long after they ended.
 const GRACE: Duration = Duration::from_secs(60);
@@ -90,18 +85,4 @@ async fn drain(client: &db::Client, kind: Kind, policy: Policy) -> Result<(u64, 
         }
     }
     Ok((total, false))
-}
-
-/// The scheduled function's handler: sweeps and logs the counts; a failure fails the
-/// invocation, so the schedule's retries and the error alarm see it.
-pub async fn handle(app: &App, _event: LambdaEvent<Value>) -> Result<Swept, Error> {
-    let swept = sweep(&app.db, app.config.retention).await?;
-    tracing::info!(
-        idempotency_records = swept.idempotency_records,
-        rate_windows = swept.rate_windows,
-        lapsed_leases = swept.lapsed_leases,
-        complete = swept.complete,
-        "retention swept"
-    );
-    Ok(swept)
 }

@@ -1,7 +1,9 @@
-//! The HTTP endpoints: each parses the request, calls the library and answers. The function
-//! binaries under `functions/` only wire these into the Lambda runtime.
+//! The handlers: each HTTP endpoint parses the request, calls the library and answers; the
+//! scheduled retention job sweeps. The function binaries under `functions/` only wire these
+//! into the Lambda runtime.
 
 pub mod chat;
 pub mod conversations;
 pub mod health;
+pub mod retention;
 pub mod tasks;

@@ -19,7 +19,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::{Client, DbError};
-use crate::{auth::UserId, llm::Usage};
+use crate::auth::UserId;
 
 /// Limits a turn is started under.
 #[derive(Debug, Clone, Copy)]
@@ -285,8 +285,10 @@ pub struct Reply<'a> {
     pub content: &'a str,
     /// The tool calls of the turn, as stored.
     pub tool_calls: &'a Value,
-    /// Tokens the provider reported.
-    pub usage: Usage,
+    /// Prompt tokens the provider reported for the turn.
+    pub prompt_tokens: u64,
+    /// Answer tokens the provider reported for the turn.
+    pub completion_tokens: u64,
     /// Time spent waiting for the model.
     pub llm_latency: Duration,
 }
@@ -300,8 +302,8 @@ pub async fn finish(
     conversation_id: Uuid,
     reply: &Reply<'_>,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
-    let prompt_tokens = i32::try_from(reply.usage.prompt_tokens).unwrap_or(i32::MAX);
-    let completion_tokens = i32::try_from(reply.usage.completion_tokens).unwrap_or(i32::MAX);
+    let prompt_tokens = i32::try_from(reply.prompt_tokens).unwrap_or(i32::MAX);
+    let completion_tokens = i32::try_from(reply.completion_tokens).unwrap_or(i32::MAX);
     let latency_ms = i32::try_from(reply.llm_latency.as_millis()).unwrap_or(i32::MAX);
     let rows = client
         .query(

@@ -7,7 +7,7 @@ use lambda_http::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{auth::AuthError, chat::ChatError, db::DbError, input::InputError, llm::LlmError};
+use crate::{auth::AuthError, db::DbError, input::InputError};
 
 /// Everything an endpoint can answer other than success.
 #[derive(Debug, thiserror::Error)]
@@ -133,38 +133,6 @@ impl From<DbError> for ApiError {
                 tracing::error!(error = %other, "database error");
                 ApiError::Internal
             }
-        }
-    }
-}
-
-impl From<ChatError> for ApiError {
-    fn from(e: ChatError) -> Self {
-        match e {
-            ChatError::ConversationNotFound => ApiError::ConversationNotFound,
-            ChatError::TurnInProgress => ApiError::TurnInProgress,
-            ChatError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
-            ChatError::ConversationFull => ApiError::ConversationFull,
-            ChatError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
-            ChatError::LlmFailed { stored, source } => {
-                tracing::warn!(error = %source, "llm call failed");
-                let (conversation_id, user_message_id) =
-                    (stored.conversation_id, stored.message_id);
-                match source {
-                    LlmError::BadResponse(_) => ApiError::LlmBadResponse {
-                        conversation_id,
-                        user_message_id,
-                    },
-                    _ => ApiError::LlmUnavailable {
-                        conversation_id,
-                        user_message_id,
-                    },
-                }
-            }
-            ChatError::LlmNotConfigured { stored } => ApiError::LlmNotConfigured {
-                conversation_id: stored.conversation_id,
-                user_message_id: stored.message_id,
-            },
-            ChatError::Db(e) => e.into(),
         }
     }
 }

@@ -11,8 +11,6 @@ use serde_json::Value;
 
 use tokio::time::Instant;
 
-use crate::config::LlmConfig;
-
 /// Pause before the one retry of a transient failure.
 const RETRY_BACKOFF: Duration = Duration::from_millis(300);
 /// Retry only when at least this much time would be left for the second call.
@@ -187,6 +185,34 @@ struct ResponseMessage {
     content: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<ToolCall>>,
+}
+
+/// Where and how to reach the OpenAI-compatible chat-completions API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LlmConfig {
+    /// Base URL; `/chat/completions` is appended.
+    pub base_url: String,
+    /// Bearer key sent to the provider.
+    pub api_key: String,
+    /// Model name sent with every request.
+    pub model: String,
+    /// Upper bound on one call to the provider.
+    pub request_timeout: Duration,
+    /// Longest wait for a streamed answer's response headers.
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two events of a streamed answer.
+    pub idle_timeout: Duration,
+}
+
+// Hand-written so the API key never reaches a log line.
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Talks to the configured provider; built once per cold start.

@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, completion, tool_calls, workspace};
 async fn run_retention(app: &TestApp) -> todo_chat::retention::Swept {
     let sample = std::fs::read_to_string(workspace().join("events/retention.json")).unwrap();
     let event: Value = serde_json::from_str(&sample).unwrap();
-    todo_chat::retention::handle(&app.app, LambdaEvent::new(event, Context::default()))
+    todo_chat::api::retention::handle(&app.app, LambdaEvent::new(event, Context::default()))
         .await
         .expect("the sweep succeeds")
 }
