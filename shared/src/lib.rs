@@ -3,8 +3,9 @@
 //! Rooms: [`config`] and [`app`] (built once per cold start), [`auth`] (who is calling),
 //! [`db`] (Postgres), [`llm`] (the model's HTTP API), [`agent`] (the tool loop and the
 //! todo tools), [`chat`] (a turn's logic), [`tasks`] (task input every path parses alike),
-//! [`input`] and [`http`] (the edge), [`api`] (one module per endpoint), [`retention`] (the
-//! scheduled clean-up), [`telemetry`] (logs), [`ui_stream`] (the streamed answer's wire format).
+//! [`input`] and [`http`] (the edge), [`api`] (one handler per endpoint and the scheduled
+//! job), [`retention`] (the clean-up sweep), [`telemetry`] (logs), [`ui_stream`] (the streamed
+//! answer's wire format). docs/development.md lists which may import which.
 
 pub mod agent;
 pub mod api;

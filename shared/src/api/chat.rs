@@ -15,7 +15,7 @@ use crate::{
     agent::{self, Event, Observer},
     app::App,
     auth::UserId,
-    chat::{self, Admitted, ChatRequest, IdempotencyKey, PendingTurn},
+    chat::{self, Admission, ChatRequest, IdempotencyKey, Turn},
     http::{self, ApiError, ResponseBody},
     ui_stream::{self, Encoder, TurnIds},
 };
@@ -44,7 +44,7 @@ pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseB
         let (user, request, key) = read(&app, &req).await?;
         let request_id = http::request_id(&req);
         match chat::admit(&app, &user, request, key.as_ref()).await? {
-            Admitted::Replay(reply) => {
+            Admission::Replay(reply) => {
                 let ids = TurnIds {
                     conversation_id: reply.conversation_id,
                     user_message_id: reply.user_message_id,
@@ -58,7 +58,7 @@ pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseB
                 bytes.extend_from_slice(&encoder.finish(&reply));
                 Ok(stream_response(ResponseBody::Full(Some(bytes.into()))))
             }
-            Admitted::Run(turn) if app.llm.is_none() => {
+            Admission::Run(turn) if app.llm.is_none() => {
                 // Nothing to stream: the turn fails at once, its message stored, as JSON.
                 let reply = chat::run(&app, &user, *turn, &agent::Silent).await?;
                 Ok(ResponseBody::full(http::json_response(
@@ -66,7 +66,7 @@ pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseB
                     &reply,
                 )))
             }
-            Admitted::Run(turn) => Ok(stream_turn(app.clone(), user, *turn, request_id)),
+            Admission::Run(turn) => Ok(stream_turn(app.clone(), user, *turn, request_id)),
         }
     })
     .await
@@ -100,7 +100,7 @@ fn wants_stream(req: &Request) -> bool {
 fn stream_turn(
     app: Arc<App>,
     user: UserId,
-    turn: PendingTurn,
+    turn: Turn,
     request_id: String,
 ) -> Response<ResponseBody> {
     let ids = TurnIds {

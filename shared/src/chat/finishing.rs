@@ -1,0 +1,83 @@
+//! What a finished turn leaves behind: the answer as the client sees it, the turn's metric
+//! line, and a new conversation's title.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::agent::{AgentReply, ToolCallRecord};
+
+/// Characters of the first message kept as the conversation's title.
+const TITLE_CHARS: usize = 50;
+
+/// A completed turn, as answered to the client.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnReply {
+    /// The conversation the turn belongs to.
+    pub conversation_id: Uuid,
+    /// The stored user message.
+    pub user_message_id: Uuid,
+    /// The stored assistant message.
+    pub assistant_message_id: Uuid,
+    /// The assistant's answer.
+    pub response: String,
+    /// Tools run during the turn, in order.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// When the assistant message was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Emits the turn's metric line: model latency, tokens and tool calls.
+pub(super) fn record_metrics(reply: &AgentReply) {
+    crate::telemetry::Metrics::new("chat")
+        .with(
+            "llm_latency_ms",
+            "Milliseconds",
+            reply.llm_latency.as_secs_f64() * 1000.0,
+        )
+        .with("tokens_in", "Count", reply.usage.prompt_tokens as f64)
+        .with("tokens_out", "Count", reply.usage.completion_tokens as f64)
+        .with("tool_calls", "Count", reply.tool_calls.len() as f64)
+        .emit();
+}
+
+/// The first message cut to about 50 characters at a word boundary.
+pub fn title_for(message: &str) -> String {
+    let flat: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= TITLE_CHARS {
+        return flat;
+    }
+    let cut: String = flat.chars().take(TITLE_CHARS).collect();
+    let ends_on_boundary = flat.chars().nth(TITLE_CHARS) == Some(' ');
+    // Prefer the last word boundary unless that throws most of the title away.
+    let kept = match cut.rfind(' ') {
+        Some(at) if !ends_on_boundary && at >= TITLE_CHARS / 2 => &cut[..at],
+        _ => cut.as_str(),
+    };
+    format!("{}…", kept.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_messages_are_their_own_title() {
+        assert_eq!(title_for("  buy   milk\n"), "buy milk");
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_word_boundary() {
+        let title = title_for(
+            "please remember that I need to buy milk and eggs before the shop closes tonight",
+        );
+        assert_eq!(title, "please remember that I need to buy milk and eggs…");
+        assert!(title.chars().count() <= TITLE_CHARS + 1);
+    }
+
+    #[test]
+    fn one_long_word_is_cut_mid_word() {
+        let title = title_for(&"x".repeat(80));
+        assert_eq!(title.chars().count(), TITLE_CHARS + 1);
+    }
+}

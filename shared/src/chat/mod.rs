@@ -1,0 +1,35 @@
+//! One chat turn, top to bottom: [`input`] parses what the client sent, [`admission`]
+//! decides whether the turn may run (idempotency key, stored user message, rate limit,
+//! conversation lease), [`running`] rebuilds the prompt, runs the agent and stores its reply
+//! (or, when anything fails, releases the lease), [`finishing`] shapes what a finished turn
+//! leaves: the answer, its metric line, a new conversation's title. [`error`] says why a turn
+//! did not complete. Exactly once per idempotency key, and one turn at a time per
+//! conversation (a second concurrent turn is refused with `turn_in_progress`).
+
+mod admission;
+mod error;
+mod finishing;
+mod input;
+mod running;
+
+pub use admission::{Admission, Admitted, Turn, admit};
+pub use error::{ChatError, StoredUserMessage};
+pub use finishing::{TurnReply, title_for};
+pub use input::{ChatRequest, IdempotencyKey, MAX_MESSAGE_CHARS, MessageText};
+pub use running::{HISTORY_LIMIT, run};
+
+use crate::{agent, app::App, auth::UserId};
+
+/// Runs one turn for `user`: exactly once per idempotency key, one at a time per
+/// conversation.
+pub async fn run_turn(
+    app: &App,
+    user: &UserId,
+    request: ChatRequest,
+    key: Option<&IdempotencyKey>,
+) -> Result<TurnReply, ChatError> {
+    match admit(app, user, request, key).await? {
+        Admission::Run(turn) => run(app, user, *turn, &agent::Silent).await,
+        Admission::Replay(reply) => Ok(reply),
+    }
+}

@@ -1,0 +1,178 @@
+//! Running an admitted turn: the prompt rebuilt from Postgres within its budget, the agent
+//! run with the turn's journal, and, when anything fails, the conversation's lease released.
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{
+    ChatError, TurnReply,
+    admission::{Begun, Turn},
+    finishing,
+};
+use crate::{
+    agent::{self, Limits, tools::TaskTools},
+    app::App,
+    auth::UserId,
+    db, llm,
+};
+
+/// Most stored messages replayed to the model each turn.
+pub const HISTORY_LIMIT: i32 = 50;
+/// Longest a failed turn spends releasing its lease, so the answer stays inside the
+/// function's timeout.
+const RELEASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs an admitted turn to its stored answer, reporting each step to `observer`. The
+/// assistant message is committed before this returns.
+pub async fn run(
+    app: &App,
+    user: &UserId,
+    turn: Turn,
+    observer: &dyn agent::Observer,
+) -> Result<TurnReply, ChatError> {
+    let Turn {
+        client,
+        begun,
+        deadline,
+        assistant_message_id,
+    } = turn;
+    let reply = match run_agent(app, &client, user, &begun, deadline, observer).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            release(app, client, &begun).await;
+            return Err(e);
+        }
+    };
+
+    let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
+    let stored_reply = db::turns::Reply {
+        message_id: assistant_message_id,
+        content: &reply.text,
+        tool_calls: &tool_calls,
+        prompt_tokens: reply.usage.prompt_tokens,
+        completion_tokens: reply.usage.completion_tokens,
+        llm_latency: reply.llm_latency,
+    };
+    let finished = db::turns::finish(
+        &client,
+        user,
+        begun.turn_id,
+        begun.stored.conversation_id,
+        &stored_reply,
+    )
+    .await;
+    let created_at = match finished {
+        Ok(Some(created_at)) => created_at,
+        // The conversation was deleted while the model was thinking.
+        Ok(None) => return Err(ChatError::ConversationNotFound),
+        Err(e) => {
+            release(app, client, &begun).await;
+            return Err(e.into());
+        }
+    };
+
+    finishing::record_metrics(&reply);
+    Ok(TurnReply {
+        conversation_id: begun.stored.conversation_id,
+        user_message_id: begun.stored.message_id,
+        assistant_message_id,
+        response: reply.text,
+        tool_calls: reply.tool_calls,
+        created_at,
+    })
+}
+
+/// Rebuilds the conversation within the prompt budget and runs the agent.
+async fn run_agent(
+    app: &App,
+    client: &db::Client,
+    user: &UserId,
+    turn: &Begun,
+    deadline: Instant,
+    observer: &dyn agent::Observer,
+) -> Result<agent::AgentReply, ChatError> {
+    let Some(llm) = &app.llm else {
+        return Err(ChatError::LlmNotConfigured {
+            stored: turn.stored,
+        });
+    };
+    let system = agent::prompt::system_prompt(Utc::now().date_naive());
+    let history = if turn.new_conversation {
+        Vec::new()
+    } else {
+        let history = db::messages::preceding(
+            client,
+            user,
+            turn.stored.conversation_id,
+            turn.stored.message_id,
+            HISTORY_LIMIT,
+        )
+        .await?;
+        let left = app
+            .config
+            .prompt_budget_chars
+            .saturating_sub(system.chars().count() + turn.text.chars().count());
+        agent::fit_budget(history, left)
+    };
+    let mut prompt = Vec::with_capacity(history.len() + 2);
+    prompt.push(llm::Message::System { content: system });
+    prompt.extend(agent::replay(history));
+    prompt.push(llm::Message::User {
+        content: turn.text.clone(),
+    });
+
+    let limits = Limits {
+        max_rounds: app.config.agent_max_rounds,
+        deadline,
+    };
+    // Only a resumed turn pays for reading its journal, under the lease it now holds.
+    let recorded = match (turn.resumed, turn.journal) {
+        (true, Some(turn_id)) => db::turns::journal(client, turn_id).await?,
+        _ => Vec::new(),
+    };
+    let journal = agent::Journal {
+        turn_id: turn.journal,
+        recorded,
+    };
+    let tools = TaskTools::new(client, user);
+    agent::run(llm, &app.tools, &tools, prompt, limits, journal, observer)
+        .await
+        .map_err(|e| match e {
+            agent::AgentError::Llm(source) => ChatError::LlmFailed {
+                stored: turn.stored,
+                source,
+            },
+            agent::AgentError::Db(e) => ChatError::Db(e),
+        })
+}
+
+/// Frees the conversation after a failed turn, within [`RELEASE_BUDGET`]: the turn's
+/// connection may be the thing that failed, so a fresh one is tried too; if neither answers
+/// in time, the lease simply expires.
+async fn release(app: &App, client: db::Client, turn: &Begun) {
+    if tokio::time::timeout(RELEASE_BUDGET, try_release(app, client, turn))
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not release the turn lease in time; it will expire");
+    }
+}
+
+async fn try_release(app: &App, client: db::Client, turn: &Begun) {
+    let conversation_id = turn.stored.conversation_id;
+    if !client.is_broken()
+        && db::turns::fail(&client, turn.turn_id, conversation_id)
+            .await
+            .is_ok()
+    {
+        return;
+    }
+    drop(client); // back to the pool, or discarded if it failed
+    let retried = match app.db.get().await {
+        Ok(fresh) => db::turns::fail(&fresh, turn.turn_id, conversation_id).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = retried {
+        tracing::warn!(error = %e, "could not release the turn lease; it will expire");
+    }
+}
