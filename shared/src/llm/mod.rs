@@ -232,11 +232,6 @@ impl LlmClient {
         }
     }
 
-    /// The model requests are sent to.
-    pub fn model(&self) -> &str {
-        &self.config.model
-    }
-
     /// Asks the model for the next message, giving up after `within`. With `on_text`, the
     /// answer is streamed and its text handed over piece by piece as it arrives. A transient
     /// failure is retried once after a short backoff when the deadline leaves room for it,
