@@ -1,13 +1,14 @@
 //! The todo tools offered to the model, and their executor.
 //!
-//! Each tool is defined once, in [`tools`]: its name, its description and its argument type,
-//! whose JSON schema (derived with schemars) is what the model sees and whose parsing is what
-//! the executor runs. The derived schemas ship as `tool_schemas.json`, which a test keeps
+//! Each tool is defined once, as one `impl Tool`: its name, its description, its argument
+//! type, whose JSON schema (derived with schemars) is what the model sees and whose parsing is
+//! what the executor runs, its effect and its answer; [`tools`] lists them. The derived schemas ship as `tool_schemas.json`, which a test keeps
 //! identical to the derivation: the functions then carry a few hundred bytes of JSON rather
 //! than schemars' machinery (the chat zip has a 4 MB budget). The checks on titles and descriptions are [`crate::tasks`]'s, shared with the REST
 //! API. No tool takes a user id: the executor is bound to the verified token's user, and
 //! every task id the model names is looked up within that user's tasks only.
 
+use futures_util::future::BoxFuture;
 #[cfg(test)]
 use schemars::JsonSchema;
 use serde::{Deserialize, de::DeserializeOwned};
@@ -30,11 +31,64 @@ pub const LIST_LIMIT: i64 = 50;
 /// `tests::tool_schemas_json_is_derived_from_the_argument_types`).
 const TOOL_SCHEMAS: &str = include_str!("tool_schemas.json");
 
-/// One tool as the model sees it and as the executor reads its calls.
-struct Tool {
+/// One todo tool, defined in one place: its name and description, its argument type (whose
+/// schema the model sees), any check beyond the schema, its effect on the user's tasks and
+/// the result the model reads back. A new tool is one `impl Tool` and one line in [`tools`].
+trait Tool: DeserializeOwned + Described + Send + Sync + 'static {
+    /// The name the model calls it by.
+    const NAME: &'static str;
+
+    /// What the model is told it does.
+    fn description() -> String;
+
+    /// Checks beyond the schema, before any effect; the default accepts.
+    fn check(self) -> Result<Self, Refusal> {
+        Ok(self)
+    }
+
+    /// Runs the call for `user`, recorded in `journal` by the same statement; answers the
+    /// stored outcome.
+    fn effect(
+        &self,
+        client: &Client,
+        user: &UserId,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> impl Future<Output = Result<Value, DbError>> + Send;
+
+    /// The result the model sees, from the outcome (fresh, or read back from the journal).
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError>;
+}
+
+/// A checked call of any tool: what the executor runs.
+trait Call: Send + Sync {
+    fn effect<'a>(
+        &'a self,
+        client: &'a Client,
+        user: &'a UserId,
+        journal: Option<&'a JournalEntry<'a>>,
+    ) -> BoxFuture<'a, Result<Value, DbError>>;
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError>;
+}
+
+impl<T: Tool> Call for T {
+    fn effect<'a>(
+        &'a self,
+        client: &'a Client,
+        user: &'a UserId,
+        journal: Option<&'a JournalEntry<'a>>,
+    ) -> BoxFuture<'a, Result<Value, DbError>> {
+        Box::pin(Tool::effect(self, client, user, journal))
+    }
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
+        Tool::answer(self, outcome)
+    }
+}
+
+/// A tool as the list offers it: name, description, and how its calls are read.
+struct Entry {
     name: &'static str,
     description: String,
-    parse: fn(&str) -> Result<Op, Refusal>,
+    parse: fn(&str) -> Result<Box<dyn Call>, Refusal>,
     /// Derives the schema of the tool's arguments (in tests, which check the shipped file).
     #[cfg(test)]
     schema: fn() -> Value,
@@ -50,38 +104,24 @@ trait Described {}
 #[cfg(not(test))]
 impl<T> Described for T {}
 
-/// A tool's arguments: their type is the tool's schema; `into_op` says what they ask for.
-trait Arguments: DeserializeOwned + Described {
-    fn into_op(self) -> Result<Op, Refusal>;
-}
-
-fn tool<A: Arguments>(name: &'static str, description: impl Into<String>) -> Tool {
-    Tool {
-        name,
-        description: description.into(),
-        parse: |raw| parse::<A>(raw)?.into_op(),
+fn entry<T: Tool>() -> Entry {
+    Entry {
+        name: T::NAME,
+        description: T::description(),
+        parse: |raw| Ok(Box::new(parse::<T>(raw)?.check()?)),
         #[cfg(test)]
-        schema: strict_schema::<A>,
+        schema: strict_schema::<T>,
     }
 }
 
-/// Every tool, each defined once.
-fn tools() -> [Tool; 5] {
+/// Every tool, in the order the model is offered them.
+fn tools() -> [Entry; 5] {
     [
-        tool::<AddTask>("add_task", "Add a new task to the user's todo list."),
-        tool::<ListTasks>(
-            "list_tasks",
-            format!("List the user's tasks, newest first (at most {LIST_LIMIT})."),
-        ),
-        tool::<CompleteTask>(
-            "complete_task",
-            "Mark one of the user's tasks as completed.",
-        ),
-        tool::<DeleteTask>("delete_task", "Delete one of the user's tasks permanently."),
-        tool::<UpdateTask>(
-            "update_task",
-            "Change the title and/or description of one of the user's tasks.",
-        ),
+        entry::<AddTask>(),
+        entry::<ListTasks>(),
+        entry::<CompleteTask>(),
+        entry::<DeleteTask>(),
+        entry::<UpdateTask>(),
     ]
 }
 
@@ -159,7 +199,7 @@ impl JsonSchema for TaskId {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[cfg_attr(test, derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct AddTask {
@@ -169,12 +209,37 @@ struct AddTask {
     description: Option<Description>,
 }
 
-impl Arguments for AddTask {
-    fn into_op(self) -> Result<Op, Refusal> {
-        Ok(Op::Add {
-            title: self.title,
-            description: self.description.unwrap_or_default(),
-        })
+impl Tool for AddTask {
+    const NAME: &'static str = "add_task";
+
+    fn description() -> String {
+        "Add a new task to the user's todo list.".into()
+    }
+
+    async fn effect(
+        &self,
+        client: &Client,
+        user: &UserId,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Value, DbError> {
+        let description = self.description.clone().unwrap_or_default();
+        tasks::add(
+            client,
+            user,
+            self.title.as_str(),
+            description.as_str(),
+            journal,
+        )
+        .await
+    }
+
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
+        let task =
+            one(outcome)?.ok_or_else(|| DbError::Invariant("insert returned no row".into()))?;
+        Ok(success(
+            format!("Added task {}: {}", task.id, task.title),
+            json!({"task": task_json(&task)}),
+        ))
     }
 }
 
@@ -187,9 +252,41 @@ struct ListTasks {
     status: Option<StatusFilter>,
 }
 
-impl Arguments for ListTasks {
-    fn into_op(self) -> Result<Op, Refusal> {
-        Ok(Op::List(self.status.unwrap_or_default()))
+impl Tool for ListTasks {
+    const NAME: &'static str = "list_tasks";
+
+    fn description() -> String {
+        format!("List the user's tasks, newest first (at most {LIST_LIMIT}).")
+    }
+
+    async fn effect(
+        &self,
+        client: &Client,
+        user: &UserId,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Value, DbError> {
+        let filter = self.status.unwrap_or_default();
+        tasks::list(client, user, filter, None, LIST_LIMIT, journal).await
+    }
+
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
+        let listed = Outcome::<Task>::read(outcome)?;
+        let total = listed.total.unwrap_or_default();
+        let shown = listed.rows.len() as i64;
+        let has_more = total > shown;
+        let message = if has_more {
+            format!("Showing the newest {shown} of {total} tasks; there are more.")
+        } else {
+            format!("Found {shown} task(s).")
+        };
+        Ok(success(
+            message,
+            json!({
+                "tasks": listed.rows.iter().map(task_json).collect::<Vec<_>>(),
+                "total": total,
+                "has_more": has_more,
+            }),
+        ))
     }
 }
 
@@ -200,9 +297,37 @@ struct CompleteTask {
     task_id: TaskId,
 }
 
-impl Arguments for CompleteTask {
-    fn into_op(self) -> Result<Op, Refusal> {
-        Ok(Op::Complete(self.task_id.0))
+impl Tool for CompleteTask {
+    const NAME: &'static str = "complete_task";
+
+    fn description() -> String {
+        "Mark one of the user's tasks as completed.".into()
+    }
+
+    async fn effect(
+        &self,
+        client: &Client,
+        user: &UserId,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Value, DbError> {
+        tasks::complete(client, user, self.task_id.0, journal).await
+    }
+
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
+        Ok(match Outcome::<Completed>::read(outcome)?.rows.pop() {
+            None => not_found(self.task_id.0),
+            Some(done) => {
+                let message = if done.was_completed {
+                    format!("Task {} was already completed.", done.task.id)
+                } else {
+                    format!("Marked task {} as completed.", done.task.id)
+                };
+                success(
+                    message,
+                    json!({"task": task_json(&done.task), "already_completed": done.was_completed}),
+                )
+            }
+        })
     }
 }
 
@@ -213,9 +338,30 @@ struct DeleteTask {
     task_id: TaskId,
 }
 
-impl Arguments for DeleteTask {
-    fn into_op(self) -> Result<Op, Refusal> {
-        Ok(Op::Delete(self.task_id.0))
+impl Tool for DeleteTask {
+    const NAME: &'static str = "delete_task";
+
+    fn description() -> String {
+        "Delete one of the user's tasks permanently.".into()
+    }
+
+    async fn effect(
+        &self,
+        client: &Client,
+        user: &UserId,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Value, DbError> {
+        tasks::delete(client, user, self.task_id.0, journal).await
+    }
+
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
+        Ok(match one(outcome)? {
+            None => not_found(self.task_id.0),
+            Some(task) => success(
+                format!("Deleted task {}.", task.id),
+                json!({"task": task_json(&task)}),
+            ),
+        })
     }
 }
 
@@ -232,36 +378,45 @@ struct UpdateTask {
     description: Option<Description>,
 }
 
-impl Arguments for UpdateTask {
-    fn into_op(self) -> Result<Op, Refusal> {
+impl Tool for UpdateTask {
+    const NAME: &'static str = "update_task";
+
+    fn description() -> String {
+        "Change the title and/or description of one of the user's tasks.".into()
+    }
+
+    fn check(self) -> Result<Self, Refusal> {
         if self.title.is_none() && self.description.is_none() {
             return Err(validation_error(
                 "Give a new title, a new description, or both.",
             ));
         }
-        Ok(Op::Update {
-            id: self.task_id.0,
-            title: self.title,
-            description: self.description,
+        Ok(self)
+    }
+
+    async fn effect(
+        &self,
+        client: &Client,
+        user: &UserId,
+        journal: Option<&JournalEntry<'_>>,
+    ) -> Result<Value, DbError> {
+        let changes = Changes {
+            title: self.title.as_ref().map(Title::as_str),
+            description: self.description.as_ref().map(Description::as_str),
+            completed: None,
+        };
+        tasks::update(client, user, self.task_id.0, changes, None, journal).await
+    }
+
+    fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
+        Ok(match one(outcome)? {
+            None => not_found(self.task_id.0),
+            Some(task) => success(
+                format!("Updated task {}.", task.id),
+                json!({"task": task_json(&task)}),
+            ),
         })
     }
-}
-
-/// A tool call whose arguments passed every check: what it will do to the user's tasks.
-#[derive(Debug, Clone, PartialEq)]
-enum Op {
-    Add {
-        title: Title,
-        description: Description,
-    },
-    List(StatusFilter),
-    Complete(i64),
-    Delete(i64),
-    Update {
-        id: i64,
-        title: Option<Title>,
-        description: Option<Description>,
-    },
 }
 
 /// A result the model gets instead of an effect: bad arguments or an unknown tool.
@@ -288,74 +443,17 @@ fn task_json(task: &Task) -> Value {
     serde_json::to_value(task).expect("tasks serialise")
 }
 
+/// The one task an add, delete or update outcome holds, if any.
+fn one(outcome: &Value) -> Result<Option<Task>, DbError> {
+    Ok(Outcome::<Task>::read(outcome)?.rows.pop())
+}
+
 /// Reads and checks the model's raw JSON `arguments` for tool `name`.
-fn op(name: &str, arguments: &str) -> Result<Op, Refusal> {
+fn op(name: &str, arguments: &str) -> Result<Box<dyn Call>, Refusal> {
     match tools().iter().find(|t| t.name == name) {
         Some(tool) => (tool.parse)(arguments),
         None => Err(validation_error(format!("Unknown tool {name:?}."))),
     }
-}
-
-/// The tool's result, built from its effect's outcome (fresh or from the journal).
-fn answer(op: &Op, outcome: &Value) -> Result<Value, DbError> {
-    let one =
-        || -> Result<Option<Task>, DbError> { Ok(Outcome::<Task>::read(outcome)?.rows.pop()) };
-    Ok(match op {
-        Op::Add { .. } => {
-            let task = one()?.ok_or_else(|| DbError::Invariant("insert returned no row".into()))?;
-            success(
-                format!("Added task {}: {}", task.id, task.title),
-                json!({"task": task_json(&task)}),
-            )
-        }
-        Op::List(_) => {
-            let listed = Outcome::<Task>::read(outcome)?;
-            let total = listed.total.unwrap_or_default();
-            let shown = listed.rows.len() as i64;
-            let has_more = total > shown;
-            let message = if has_more {
-                format!("Showing the newest {shown} of {total} tasks; there are more.")
-            } else {
-                format!("Found {shown} task(s).")
-            };
-            success(
-                message,
-                json!({
-                    "tasks": listed.rows.iter().map(task_json).collect::<Vec<_>>(),
-                    "total": total,
-                    "has_more": has_more,
-                }),
-            )
-        }
-        Op::Complete(id) => match Outcome::<Completed>::read(outcome)?.rows.pop() {
-            None => not_found(*id),
-            Some(done) => {
-                let message = if done.was_completed {
-                    format!("Task {} was already completed.", done.task.id)
-                } else {
-                    format!("Marked task {} as completed.", done.task.id)
-                };
-                success(
-                    message,
-                    json!({"task": task_json(&done.task), "already_completed": done.was_completed}),
-                )
-            }
-        },
-        Op::Delete(id) => match one()? {
-            None => not_found(*id),
-            Some(task) => success(
-                format!("Deleted task {}.", task.id),
-                json!({"task": task_json(&task)}),
-            ),
-        },
-        Op::Update { id, .. } => match one()? {
-            None => not_found(*id),
-            Some(task) => success(
-                format!("Updated task {}.", task.id),
-                json!({"task": task_json(&task)}),
-            ),
-        },
-    })
 }
 
 /// Runs tool calls for exactly one user over one database connection.
@@ -388,8 +486,8 @@ impl<'a> TaskTools<'a> {
                 return Ok(refusal);
             }
         };
-        let outcome = self.effect(&op, journal).await?;
-        answer(&op, &outcome)
+        let outcome = op.effect(self.client, self.user, journal).await?;
+        op.answer(&outcome)
     }
 
     /// The result of a call recorded in the turn journal with `outcome`, without running it.
@@ -399,31 +497,7 @@ impl<'a> TaskTools<'a> {
         }
         let op = op(name, arguments)
             .map_err(|_| DbError::Invariant(format!("recorded {name} call does not parse")))?;
-        answer(&op, outcome)
-    }
-
-    async fn effect(&self, op: &Op, journal: Option<&JournalEntry<'_>>) -> Result<Value, DbError> {
-        let (client, user) = (self.client, self.user);
-        match op {
-            Op::Add { title, description } => {
-                tasks::add(client, user, title.as_str(), description.as_str(), journal).await
-            }
-            Op::List(filter) => tasks::list(client, user, *filter, None, LIST_LIMIT, journal).await,
-            Op::Complete(id) => tasks::complete(client, user, *id, journal).await,
-            Op::Delete(id) => tasks::delete(client, user, *id, journal).await,
-            Op::Update {
-                id,
-                title,
-                description,
-            } => {
-                let changes = Changes {
-                    title: title.as_ref().map(Title::as_str),
-                    description: description.as_ref().map(Description::as_str),
-                    completed: None,
-                };
-                tasks::update(client, user, *id, changes, None, journal).await
-            }
-        }
+        op.answer(outcome)
     }
 }
 
@@ -524,15 +598,18 @@ mod tests {
 
     #[test]
     fn titles_are_checked_by_the_shared_rules() {
-        let refused = op("add_task", &json!({"title": "  "}).to_string()).unwrap_err();
+        let refused = op("add_task", &json!({"title": "  "}).to_string())
+            .err()
+            .expect("a blank title is refused");
         assert_eq!(refused["error_code"], "VALIDATION_ERROR");
         let long = "t".repeat(crate::tasks::MAX_TITLE_CHARS + 1);
         assert!(op("add_task", &json!({"title": long}).to_string()).is_err());
+        assert!(op("add_task", &json!({"title": " milk "}).to_string()).is_ok());
         assert_eq!(
-            op("add_task", &json!({"title": " milk "}).to_string()).unwrap(),
-            Op::Add {
+            parse::<AddTask>(&json!({"title": " milk "}).to_string()).unwrap(),
+            AddTask {
                 title: Title::parse("milk").unwrap(),
-                description: Description::default(),
+                description: None,
             }
         );
         assert!(op("drop_tables", "{}").is_err());
