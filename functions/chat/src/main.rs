@@ -3,5 +3,9 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    todo_chat::lambda::serve_streaming(todo_chat::api::chat::handle_streaming).await
+    todo_chat::lambda::serve_streaming(
+        todo_chat::api::chat::USES,
+        todo_chat::api::chat::handle_streaming,
+    )
+    .await
 }

@@ -2,5 +2,9 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    todo_chat::lambda::serve(todo_chat::api::conversations::get).await
+    todo_chat::lambda::serve(
+        todo_chat::api::conversations::USES,
+        todo_chat::api::conversations::get,
+    )
+    .await
 }

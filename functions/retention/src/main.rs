@@ -3,5 +3,9 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    todo_chat::lambda::serve_scheduled(todo_chat::api::retention::handle).await
+    todo_chat::lambda::serve_scheduled(
+        todo_chat::api::retention::USES,
+        todo_chat::api::retention::handle,
+    )
+    .await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    todo_chat::lambda::serve(todo_chat::api::tasks::update).await
+    todo_chat::lambda::serve(todo_chat::api::tasks::USES, todo_chat::api::tasks::update).await
 }

@@ -13,12 +13,15 @@ use tracing::Instrument;
 
 use crate::{
     agent::{self, Event, Observer},
-    app::App,
+    app::{App, Uses},
     auth::UserId,
     chat::{self, Admission, ChatRequest, IdempotencyKey, Turn},
     http::{self, ApiError, ResponseBody},
     ui_stream::{self, Encoder, TurnIds},
 };
+
+/// What these handlers' functions build at cold start: everything: tokens, the model and its tools.
+pub const USES: Uses = Uses::Everything;
 
 /// Handles one chat request with a JSON answer; always answers, never returns an error to
 /// the runtime.
@@ -77,7 +80,7 @@ async fn read(
     app: &App,
     req: &Request,
 ) -> Result<(UserId, ChatRequest, Option<IdempotencyKey>), ApiError> {
-    let user = http::authenticate(&app.verifier, req).await?;
+    let user = http::authenticate(app.verifier()?, req).await?;
     let request = ChatRequest::parse(http::body(req, app.config.max_body_bytes)?)?;
     let key = req
         .headers()

@@ -4,11 +4,14 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
 
 use crate::{
-    app::App,
+    app::{App, Uses},
     db::{self, conversations::Conversation, messages::StoredMessage},
     http::{self, ApiError},
     input,
 };
+
+/// What these handlers' functions build at cold start: the database and token verification.
+pub const USES: Uses = Uses::Tokens;
 
 #[derive(Serialize)]
 struct ConversationList {
@@ -29,7 +32,7 @@ struct ConversationDetail {
 /// Lists the caller's conversations, most recently updated first: `?limit=1..=100&offset=0..`.
 pub async fn list(app: &App, req: Request) -> Response<Body> {
     http::serve("list_conversations", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 20, 1, 100)?;
         let offset = input::bounded_int(
             http::query_param(&req, "offset"),
@@ -57,7 +60,7 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
 /// `?limit=1..=200`.
 pub async fn get(app: &App, req: Request) -> Response<Body> {
     http::serve("get_conversation", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 100, 1, 200)?;
         let client = app.db.get().await?;
@@ -83,7 +86,7 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
 /// Deletes one of the caller's conversations and its messages: 204, or 404 and nothing deleted.
 pub async fn delete(app: &App, req: Request) -> Response<Body> {
     http::serve("delete_conversation", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let client = app.db.get().await?;
         if !db::conversations::delete(&client, &user, id).await? {

@@ -5,9 +5,12 @@ use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 use crate::{
-    app::App,
+    app::{App, Uses},
     retention::{Swept, sweep},
 };
+
+/// What these handlers' functions build at cold start: the database alone.
+pub const USES: Uses = Uses::Database;
 
 /// Sweeps and logs the counts; a failure fails the
 /// invocation, so the schedule's retries and the error alarm see it.

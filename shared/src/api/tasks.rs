@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize, de::IntoDeserializer};
 use serde_json::{Map, Value};
 
 use crate::{
-    app::App,
+    app::{App, Uses},
     db::{
         self,
         tasks::{After, Changes, Outcome, StatusFilter, Task},
@@ -19,6 +19,9 @@ use crate::{
     input::{self, InputError},
     tasks::{Cursor, Description, Title},
 };
+
+/// What these handlers' functions build at cold start: the database and token verification.
+pub const USES: Uses = Uses::Tokens;
 
 #[derive(Serialize)]
 struct TaskList {
@@ -30,7 +33,7 @@ struct TaskList {
 /// Lists the caller's tasks, newest first: `?status=all|pending|completed&limit=1..=100&cursor=`.
 pub async fn list(app: &App, req: Request) -> Response<Body> {
     http::serve("list_tasks", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         // Read by the same derive as the list_tasks tool's argument.
         let status = http::query_param(&req, "status")
             .map(|raw| {
@@ -79,7 +82,7 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
 /// Adds a task: `{"title", "description"?}` → `201` with the task and its `ETag`.
 pub async fn create(app: &App, req: Request) -> Response<Body> {
     http::serve("create_task", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         let body = json_body(app, &req, &["title", "description"])?;
         let title = match body.get("title") {
             None => return Err(InputError::field("title", "is required").into()),
@@ -105,7 +108,7 @@ pub async fn create(app: &App, req: Request) -> Response<Body> {
 /// and its `ETag`; with `If-Match` naming another version, `412` and nothing changes.
 pub async fn update(app: &App, req: Request) -> Response<Body> {
     http::serve("update_task", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         let id = task_id(&req)?;
         let body = json_body(app, &req, &["title", "description", "completed"])?;
         let title = body.get("title").map(parse_title).transpose()?;
@@ -147,7 +150,7 @@ pub async fn update(app: &App, req: Request) -> Response<Body> {
 /// Deletes a task: `204`, or `404` and nothing deleted.
 pub async fn delete(app: &App, req: Request) -> Response<Body> {
     http::serve("delete_task", req, |req| async move {
-        let user = http::authenticate(&app.verifier, &req).await?;
+        let user = http::authenticate(app.verifier()?, &req).await?;
         let id = task_id(&req)?;
         let client = app.db.get().await?;
         let outcome = db::tasks::delete(&client, &user, id, None).await?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
-use todo_chat::{App, api, http::with_cors};
+use todo_chat::{App, api, app::Uses, http::with_cors};
 
 use crate::helpers::TestApp;
 
@@ -34,12 +34,15 @@ fn sample(app: &TestApp, function: &str) -> Request {
     request
 }
 
+/// Answers `function`'s sample event with an instance built as the function builds one
+/// (only what its handler `uses`), so a function that builds too little fails here.
 async fn invoke(
     app: &TestApp,
     function: &str,
+    uses: Uses,
     handler: impl AsyncFn(&App, Request) -> Response<Body>,
 ) -> crate::helpers::TestResponse {
-    app.send(handler, sample(app, function)).await
+    TestApp::send_to(&app.built_for(uses), handler, sample(app, function)).await
 }
 
 #[tokio::test]
@@ -68,11 +71,29 @@ async fn sample_events_are_answered_by_their_handlers() {
         .await
         .unwrap();
 
-    let chat = invoke(&app, "chat", api::chat::handle).await;
-    let list = invoke(&app, "list-conversations", api::conversations::list).await;
-    let get = invoke(&app, "get-conversation", api::conversations::get).await;
-    let delete = invoke(&app, "delete-conversation", api::conversations::delete).await;
-    let health = invoke(&app, "health", api::health::handle).await;
+    let chat = invoke(&app, "chat", api::chat::USES, api::chat::handle).await;
+    let list = invoke(
+        &app,
+        "list-conversations",
+        api::conversations::USES,
+        api::conversations::list,
+    )
+    .await;
+    let get = invoke(
+        &app,
+        "get-conversation",
+        api::conversations::USES,
+        api::conversations::get,
+    )
+    .await;
+    let delete = invoke(
+        &app,
+        "delete-conversation",
+        api::conversations::USES,
+        api::conversations::delete,
+    )
+    .await;
+    let health = invoke(&app, "health", api::health::USES, api::health::handle).await;
 
     assert_eq!(chat.status, 200, "{}", chat.body);
     assert_eq!(chat.body["response"], "Added.");
@@ -89,10 +110,10 @@ async fn sample_events_are_answered_by_their_handlers() {
 async fn task_sample_events_are_answered_by_their_handlers() {
     let app = TestApp::spawn().await;
 
-    let create = invoke(&app, "create-task", api::tasks::create).await;
-    let list = invoke(&app, "list-tasks", api::tasks::list).await;
-    let update = invoke(&app, "update-task", api::tasks::update).await;
-    let delete = invoke(&app, "delete-task", api::tasks::delete).await;
+    let create = invoke(&app, "create-task", api::tasks::USES, api::tasks::create).await;
+    let list = invoke(&app, "list-tasks", api::tasks::USES, api::tasks::list).await;
+    let update = invoke(&app, "update-task", api::tasks::USES, api::tasks::update).await;
+    let delete = invoke(&app, "delete-task", api::tasks::USES, api::tasks::delete).await;
 
     assert_eq!(create.status, 201, "{}", create.body);
     assert_eq!(create.body["id"], 1, "the samples name the first task");

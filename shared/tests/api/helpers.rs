@@ -179,6 +179,14 @@ impl TestApp {
         build_app(&env)
     }
 
+    /// Another instance over the same settings that builds only what `uses` names, as a
+    /// function's cold start does.
+    pub fn built_for(&self, uses: todo_chat::app::Uses) -> App {
+        let config =
+            Config::from_lookup(|k| self.env.get(k).cloned()).expect("test config is valid");
+        App::build(config, uses).expect("app builds")
+    }
+
     /// `GET /api/{user}/conversations?{query}` as `user`.
     pub async fn list_conversations(&self, user: &str, query: &[(&str, &str)]) -> TestResponse {
         let request = self
