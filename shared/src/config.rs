@@ -258,9 +258,10 @@ mod tests {
         read.into_inner()
     }
 
-    /// Settings read outside `Config`: the log filter and `make dev`'s own (scripts/dev.sh).
-    const READ_ELSEWHERE: [&str; 7] = [
-        "RUST_LOG",
+    /// Settings read outside `Config`: the logs' (telemetry.rs) and `make dev`'s own
+    /// (scripts/dev.sh).
+    const LOG_SETTINGS: [&str; 3] = ["RUST_LOG", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT"];
+    const READ_ELSEWHERE: [&str; 6] = [
         "DEV_PORT",
         "WEB_PORT",
         "DEMO_LLM",
@@ -289,7 +290,9 @@ mod tests {
         let unknown: Vec<&str> = env_example()
             .into_iter()
             .map(|(key, ..)| key)
-            .filter(|key| !read.contains(*key) && !READ_ELSEWHERE.contains(key))
+            .filter(|key| {
+                !read.contains(*key) && !READ_ELSEWHERE.contains(key) && !LOG_SETTINGS.contains(key)
+            })
             .collect();
 
         assert!(unknown.is_empty(), ".env.example lists unread {unknown:?}");

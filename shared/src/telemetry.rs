@@ -4,23 +4,44 @@
 use tracing::{Level, Subscriber};
 use tracing_subscriber::{filter::Targets, fmt::MakeWriter, layer::SubscriberExt};
 
-/// Installs the JSON log subscriber on stdout, filtered by `RUST_LOG` (default `info`).
+/// Installs the log subscriber on stdout, as [`LogSettings::from_env`] says.
 pub fn init() {
-    tracing::subscriber::set_global_default(subscriber(std::io::stdout, log_filter()))
+    let settings = LogSettings::from_lookup(|key| std::env::var(key).ok());
+    tracing::subscriber::set_global_default(subscriber_with(std::io::stdout, settings))
         .expect("logging is initialised once per process");
 }
 
-/// `RUST_LOG` as `target=level` directives (`info`, `warn,todo_chat=debug`); `info` when unset
-/// or unreadable. Targets, not `EnvFilter`: the same directives without a regex engine in
-/// every function's binary.
-pub fn log_filter() -> Targets {
-    std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse().ok())
-        .unwrap_or_else(|| Targets::new().with_default(Level::INFO))
+/// How logs are filtered and written. Read as the Lambda runtime's own default subscriber
+/// reads them: Lambda's advanced logging controls set `AWS_LAMBDA_LOG_LEVEL` (which wins)
+/// and `AWS_LAMBDA_LOG_FORMAT`; otherwise `RUST_LOG` as `target=level` directives (`info`,
+/// `warn,todo_chat=debug`), `info` when unset or unreadable, and JSON lines.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Which events are written. Targets, not `EnvFilter`: the same directives without a
+    /// regex engine in every function's binary.
+    pub filter: Targets,
+    /// JSON lines (the default), or plain text when `AWS_LAMBDA_LOG_FORMAT` is `Text`.
+    pub json: bool,
 }
 
-/// The production log format writing to `writer`; tests capture logs with it.
+impl LogSettings {
+    /// The settings `lookup` (an environment) names.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let directives = lookup("AWS_LAMBDA_LOG_LEVEL")
+            // Lambda's levels are upper case, and FATAL has no tracing level of its own.
+            .map(|level| level.trim().to_ascii_lowercase().replace("fatal", "error"))
+            .or_else(|| lookup("RUST_LOG"));
+        let filter = directives
+            .and_then(|directives| directives.parse().ok())
+            .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
+        let json = !lookup("AWS_LAMBDA_LOG_FORMAT")
+            .is_some_and(|format| format.trim().eq_ignore_ascii_case("text"));
+        Self { filter, json }
+    }
+}
+
+/// The production JSON log format writing to `writer`, filtered by `filter`; tests capture
+/// logs with it.
 pub fn subscriber<W>(writer: W, filter: Targets) -> impl Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -37,6 +58,25 @@ where
         .with_writer(writer)
         .finish()
         .with(filter)
+}
+
+/// The log format `settings` name, writing to `writer`.
+pub fn subscriber_with<W>(writer: W, settings: LogSettings) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    if settings.json {
+        return Box::new(subscriber(writer, settings.filter));
+    }
+    Box::new(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_writer(writer)
+            .finish()
+            .with(settings.filter),
+    )
 }
 
 /// The CloudWatch namespace the functions' metrics are published under.
@@ -160,6 +200,81 @@ mod tests {
             line["_aws"]["CloudWatchMetrics"][1]["Dimensions"],
             serde_json::json!([["route", "error_code"]])
         );
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> LogSettings {
+        LogSettings::from_lookup(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    /// What `settings` writes of one info event from this crate.
+    fn written(settings: LogSettings) -> String {
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = sink.clone();
+        let make = move || WriteTo(writer.clone());
+        tracing::subscriber::with_default(subscriber_with(make, settings), || {
+            tracing::info!(code = "x", "an info line");
+        });
+        String::from_utf8(sink.lock().unwrap().clone()).unwrap()
+    }
+
+    struct WriteTo(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteTo {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Whether `settings` writes an event of this crate at `level`.
+    fn writes(settings: &LogSettings, level: Level) -> bool {
+        settings.filter.would_enable("todo_chat", &level)
+    }
+
+    #[test]
+    fn logs_are_json_lines_at_info_by_default() {
+        let defaults = settings(&[]);
+
+        assert!(defaults.json);
+        assert!(writes(&defaults, Level::INFO));
+        assert!(!writes(&defaults, Level::DEBUG));
+    }
+
+    #[test]
+    fn lambdas_log_level_wins_over_rust_log() {
+        let debug = settings(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("RUST_LOG", "error")]);
+        let fatal = settings(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL"), ("RUST_LOG", "info")]);
+
+        assert!(writes(&debug, Level::DEBUG));
+        assert!(writes(&fatal, Level::ERROR));
+        assert!(!writes(&fatal, Level::WARN));
+    }
+
+    #[test]
+    fn rust_log_directives_apply_without_lambdas_level() {
+        let directives = settings(&[("RUST_LOG", "warn,todo_chat=debug")]);
+
+        assert!(writes(&directives, Level::DEBUG));
+        assert!(!directives.filter.would_enable("hyper", &Level::INFO));
+    }
+
+    #[test]
+    fn lambdas_text_format_writes_plain_lines() {
+        let text = settings(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]);
+        assert!(!text.json);
+
+        let logs = written(text);
+
+        assert!(logs.contains("an info line"), "{logs}");
+        assert!(serde_json::from_str::<serde_json::Value>(logs.trim()).is_err());
     }
 
     #[test]
