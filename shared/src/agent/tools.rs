@@ -46,38 +46,31 @@ trait Tool: DeserializeOwned + Described + Send + Sync + 'static {
         Ok(self)
     }
 
-    /// Runs the call for `user`, recorded in `journal` by the same statement; answers the
-    /// stored outcome.
-    fn effect(
-        &self,
-        client: &Client,
-        user: &UserId,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> impl Future<Output = Result<Value, DbError>> + Send;
+    /// Runs the call in `scope` (its user's tasks, recorded in its journal by the same
+    /// statement); answers the stored outcome.
+    fn effect(&self, scope: &Scope<'_>) -> impl Future<Output = Result<Value, DbError>> + Send;
 
     /// The result the model sees, from the outcome (fresh, or read back from the journal).
     fn answer(&self, outcome: &Value) -> Result<Value, DbError>;
 }
 
+/// Where a call runs: one user's tasks over one connection, and the turn's journal entry
+/// the effect is recorded in, if the turn is journaled.
+struct Scope<'a> {
+    client: &'a Client,
+    user: &'a UserId,
+    journal: Option<&'a JournalEntry<'a>>,
+}
+
 /// A checked call of any tool: what the executor runs.
 trait Call: Send + Sync {
-    fn effect<'a>(
-        &'a self,
-        client: &'a Client,
-        user: &'a UserId,
-        journal: Option<&'a JournalEntry<'a>>,
-    ) -> BoxFuture<'a, Result<Value, DbError>>;
+    fn effect<'a>(&'a self, scope: &'a Scope<'a>) -> BoxFuture<'a, Result<Value, DbError>>;
     fn answer(&self, outcome: &Value) -> Result<Value, DbError>;
 }
 
 impl<T: Tool> Call for T {
-    fn effect<'a>(
-        &'a self,
-        client: &'a Client,
-        user: &'a UserId,
-        journal: Option<&'a JournalEntry<'a>>,
-    ) -> BoxFuture<'a, Result<Value, DbError>> {
-        Box::pin(Tool::effect(self, client, user, journal))
+    fn effect<'a>(&'a self, scope: &'a Scope<'a>) -> BoxFuture<'a, Result<Value, DbError>> {
+        Box::pin(Tool::effect(self, scope))
     }
     fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
         Tool::answer(self, outcome)
@@ -216,19 +209,14 @@ impl Tool for AddTask {
         "Add a new task to the user's todo list.".into()
     }
 
-    async fn effect(
-        &self,
-        client: &Client,
-        user: &UserId,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> Result<Value, DbError> {
+    async fn effect(&self, scope: &Scope<'_>) -> Result<Value, DbError> {
         let description = self.description.clone().unwrap_or_default();
         tasks::add(
-            client,
-            user,
+            scope.client,
+            scope.user,
             self.title.as_str(),
             description.as_str(),
-            journal,
+            scope.journal,
         )
         .await
     }
@@ -259,14 +247,17 @@ impl Tool for ListTasks {
         format!("List the user's tasks, newest first (at most {LIST_LIMIT}).")
     }
 
-    async fn effect(
-        &self,
-        client: &Client,
-        user: &UserId,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> Result<Value, DbError> {
+    async fn effect(&self, scope: &Scope<'_>) -> Result<Value, DbError> {
         let filter = self.status.unwrap_or_default();
-        tasks::list(client, user, filter, None, LIST_LIMIT, journal).await
+        tasks::list(
+            scope.client,
+            scope.user,
+            filter,
+            None,
+            LIST_LIMIT,
+            scope.journal,
+        )
+        .await
     }
 
     fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
@@ -304,13 +295,8 @@ impl Tool for CompleteTask {
         "Mark one of the user's tasks as completed.".into()
     }
 
-    async fn effect(
-        &self,
-        client: &Client,
-        user: &UserId,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> Result<Value, DbError> {
-        tasks::complete(client, user, self.task_id.0, journal).await
+    async fn effect(&self, scope: &Scope<'_>) -> Result<Value, DbError> {
+        tasks::complete(scope.client, scope.user, self.task_id.0, scope.journal).await
     }
 
     fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
@@ -345,23 +331,12 @@ impl Tool for DeleteTask {
         "Delete one of the user's tasks permanently.".into()
     }
 
-    async fn effect(
-        &self,
-        client: &Client,
-        user: &UserId,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> Result<Value, DbError> {
-        tasks::delete(client, user, self.task_id.0, journal).await
+    async fn effect(&self, scope: &Scope<'_>) -> Result<Value, DbError> {
+        tasks::delete(scope.client, scope.user, self.task_id.0, scope.journal).await
     }
 
     fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
-        Ok(match one(outcome)? {
-            None => not_found(self.task_id.0),
-            Some(task) => success(
-                format!("Deleted task {}.", task.id),
-                json!({"task": task_json(&task)}),
-            ),
-        })
+        one_task(outcome, self.task_id.0, "Deleted")
     }
 }
 
@@ -394,28 +369,25 @@ impl Tool for UpdateTask {
         Ok(self)
     }
 
-    async fn effect(
-        &self,
-        client: &Client,
-        user: &UserId,
-        journal: Option<&JournalEntry<'_>>,
-    ) -> Result<Value, DbError> {
+    async fn effect(&self, scope: &Scope<'_>) -> Result<Value, DbError> {
         let changes = Changes {
             title: self.title.as_ref().map(Title::as_str),
             description: self.description.as_ref().map(Description::as_str),
             completed: None,
         };
-        tasks::update(client, user, self.task_id.0, changes, None, journal).await
+        tasks::update(
+            scope.client,
+            scope.user,
+            self.task_id.0,
+            changes,
+            None,
+            scope.journal,
+        )
+        .await
     }
 
     fn answer(&self, outcome: &Value) -> Result<Value, DbError> {
-        Ok(match one(outcome)? {
-            None => not_found(self.task_id.0),
-            Some(task) => success(
-                format!("Updated task {}.", task.id),
-                json!({"task": task_json(&task)}),
-            ),
-        })
+        one_task(outcome, self.task_id.0, "Updated")
     }
 }
 
@@ -446,6 +418,17 @@ fn task_json(task: &Task) -> Value {
 /// The one task an add, delete or update outcome holds, if any.
 fn one(outcome: &Value) -> Result<Option<Task>, DbError> {
     Ok(Outcome::<Task>::read(outcome)?.rows.pop())
+}
+
+/// The result of a call on task `id`: `"{verb} task {id}."` with the task, or not found.
+fn one_task(outcome: &Value, id: i64, verb: &str) -> Result<Value, DbError> {
+    Ok(match one(outcome)? {
+        None => not_found(id),
+        Some(task) => success(
+            format!("{verb} task {}.", task.id),
+            json!({"task": task_json(&task)}),
+        ),
+    })
 }
 
 /// Reads and checks the model's raw JSON `arguments` for tool `name`.
@@ -486,7 +469,12 @@ impl<'a> TaskTools<'a> {
                 return Ok(refusal);
             }
         };
-        let outcome = op.effect(self.client, self.user, journal).await?;
+        let scope = Scope {
+            client: self.client,
+            user: self.user,
+            journal,
+        };
+        let outcome = op.effect(&scope).await?;
         op.answer(&outcome)
     }
 
