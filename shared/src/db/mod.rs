@@ -239,6 +239,50 @@ impl Pool {
     }
 }
 
+/// A statement parameter by name: `(name, value, type)`.
+pub type NamedParam<'a> = (&'static str, &'a (dyn ToSql + Sync), Type);
+
+/// Statement parameters by place, as [`Client::query`] takes them.
+type Positional<'a> = Vec<(&'a (dyn ToSql + Sync), Type)>;
+
+/// `sql` with each `:name` turned into the `$n` of its place in `params`, and the values in
+/// that order. A name the statement uses but `params` lacks is an error, not a `NULL`.
+fn bind_named<'a>(
+    sql: &str,
+    params: &[NamedParam<'a>],
+) -> Result<(String, Positional<'a>), DbError> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find(':') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(cast) = after.strip_prefix(':') {
+            // A cast (`::text`): copied as it is.
+            out.push_str("::");
+            rest = cast;
+            continue;
+        }
+        let len = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+        // A name starts with a letter; anything else (an array slice's `1:2`) is SQL.
+        if !after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            out.push(':');
+            rest = after;
+            continue;
+        }
+        let name = &after[..len];
+        let place = params
+            .iter()
+            .position(|(n, _, _)| *n == name)
+            .ok_or_else(|| DbError::Invariant(format!("statement parameter :{name} not given")))?;
+        out.push_str(&format!("${}", place + 1));
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    let positional = params.iter().map(|(_, v, t)| (*v, t.clone())).collect();
+    Ok((out, positional))
+}
+
 /// One pooled connection. A statement that overruns [`Timeouts::statement`] is cancelled on
 /// the server and the connection is discarded when dropped, never handed out again: it may
 /// be silent, or still busy with the cancelled statement.
@@ -287,6 +331,18 @@ impl Client {
                 )))
             }
         }
+    }
+
+    /// Like [`query`](Self::query), with parameters named in `sql` as `:name` (a `::type`
+    /// cast is left alone), so a statement's text and its Rust side say what each value is,
+    /// not where it stands.
+    pub async fn query_named(
+        &self,
+        sql: &str,
+        params: &[NamedParam<'_>],
+    ) -> Result<Vec<Row>, DbError> {
+        let (sql, positional) = bind_named(sql, params)?;
+        self.query(&sql, &positional).await
     }
 
     /// Whether this connection failed and will be discarded.
@@ -346,4 +402,36 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
 pub async fn ping(client: &Client) -> Result<(), DbError> {
     client.query("SELECT 1", &[]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_parameters_become_positional_in_the_order_given_and_casts_stay() {
+        let (user, key) = ("alice", "k1");
+        let params: [NamedParam<'_>; 2] = [("user", &user, Type::TEXT), ("key", &key, Type::TEXT)];
+
+        let (sql, positional) = bind_named(
+            "SELECT :key::text, :user WHERE :key IS NOT NULL AND t.x = ARRAY[1][1:2]",
+            &params,
+        )
+        .unwrap();
+
+        assert_eq!(
+            sql,
+            "SELECT $2::text, $1 WHERE $2 IS NOT NULL AND t.x = ARRAY[1][1:2]"
+        );
+        assert_eq!(positional.len(), 2);
+    }
+
+    #[test]
+    fn a_named_parameter_that_is_not_given_is_an_error() {
+        let params: [NamedParam<'_>; 0] = [];
+
+        let error = bind_named("SELECT :missing", &params).unwrap_err();
+
+        assert!(error.to_string().contains(":missing"), "{error}");
+    }
 }

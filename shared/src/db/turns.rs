@@ -75,15 +75,20 @@ fn rate_cte(source: &str) -> String {
     format!(
         "rate AS (
     INSERT INTO rate_limits AS r (user_id, window_start, count)
-    SELECT $1, date_trunc('minute', now()), 1 {source}
+    SELECT :user, date_trunc('minute', now()), 1 {source}
     ON CONFLICT (user_id) DO UPDATE
         SET window_start = EXCLUDED.window_start,
             count = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.count + 1 ELSE 1 END
-        WHERE r.window_start <> EXCLUDED.window_start OR r.count < $2
+        WHERE r.window_start <> EXCLUDED.window_start OR r.count < :per_minute
     RETURNING count
 )"
     )
 }
+
+/// Whether a conversation's turn lease is free: never taken, released, or lapsed. The one
+/// statement of it; in an `UPDATE conversations ... FROM rate` its columns are the
+/// conversation's (`rate` has only `count`).
+const LEASE_FREE: &str = "(turn_lease_until IS NULL OR turn_lease_until < now())";
 
 const RETRY_AFTER: &str =
     "ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8";
@@ -103,40 +108,40 @@ pub async fn begin_new(
 ) -> Result<Begin, DbError> {
     let (key, hash) = turn.idempotency.unzip();
     let row = client
-        .query(
+        .query_named(
             &format!(
                 "WITH {},
                  conversation AS (
                      INSERT INTO conversations
                          (id, user_id, title, message_count, turn_lease_id, turn_lease_until)
-                     SELECT $3, $1, $4, 1, $5, now() + make_interval(secs => $6) FROM rate
+                     SELECT :conversation_id, :user, :title, 1, :turn_id, now() + make_interval(secs => :lease_secs) FROM rate
                      RETURNING id
                  ),
                  message AS (
                      INSERT INTO messages (id, conversation_id, user_id, seq, role, content)
-                     SELECT $7, id, $1, 1, 'user', $8 FROM conversation
+                     SELECT :message_id, id, :user, 1, 'user', :content FROM conversation
                      RETURNING id
                  ),
                  turn AS (
                      INSERT INTO turns (id, user_id, idempotency_key, request_hash,
                                         conversation_id, user_message_id, status)
-                     SELECT $5, $1, $9, $10, $3, id, 'running' FROM message
-                     WHERE $9::text IS NOT NULL
+                     SELECT :turn_id, :user, :key, :hash, :conversation_id, id, 'running' FROM message
+                     WHERE :key::text IS NOT NULL
                  )
                  SELECT EXISTS (SELECT 1 FROM message) AS started, {RETRY_AFTER} AS retry_after",
                 rate_cte("")
             ),
             &[
-                (&turn.user.as_str(), Type::TEXT),
-                (&turn.limits.per_minute, Type::INT4),
-                (&conversation_id, Type::UUID),
-                (&title, Type::TEXT),
-                (&turn.id, Type::UUID),
-                (&turn.limits.lease.as_secs_f64(), Type::FLOAT8),
-                (&turn.message_id, Type::UUID),
-                (&turn.content, Type::TEXT),
-                (&key, Type::TEXT),
-                (&hash, Type::TEXT),
+                ("user", &turn.user.as_str(), Type::TEXT),
+                ("per_minute", &turn.limits.per_minute, Type::INT4),
+                ("conversation_id", &conversation_id, Type::UUID),
+                ("title", &title, Type::TEXT),
+                ("turn_id", &turn.id, Type::UUID),
+                ("lease_secs", &turn.limits.lease.as_secs_f64(), Type::FLOAT8),
+                ("message_id", &turn.message_id, Type::UUID),
+                ("content", &turn.content, Type::TEXT),
+                ("key", &key, Type::TEXT),
+                ("hash", &hash, Type::TEXT),
             ],
         )
         .await?;
@@ -156,35 +161,35 @@ pub async fn begin_existing(
 ) -> Result<Begin, DbError> {
     let (key, hash) = turn.idempotency.unzip();
     let rows = client
-        .query(
+        .query_named(
             &format!(
                 "WITH existing AS (
                      SELECT message_count,
-                            (turn_lease_until IS NULL OR turn_lease_until < now()) AS free
-                     FROM conversations WHERE id = $3 AND user_id = $1
+                            {LEASE_FREE} AS free
+                     FROM conversations WHERE id = :conversation_id AND user_id = :user
                  ),
-                 eligible AS (SELECT 1 FROM existing WHERE free AND message_count + 2 <= $6),
+                 eligible AS (SELECT 1 FROM existing WHERE free AND message_count + 2 <= :max_messages),
                  {},
                  claimed AS (
                      UPDATE conversations c
                      SET message_count = c.message_count + 1, updated_at = now(),
-                         turn_lease_id = $4, turn_lease_until = now() + make_interval(secs => $5)
+                         turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs)
                      FROM rate
-                     WHERE c.id = $3 AND c.user_id = $1
-                       AND (c.turn_lease_until IS NULL OR c.turn_lease_until < now())
-                       AND c.message_count + 2 <= $6
+                     WHERE c.id = :conversation_id AND c.user_id = :user
+                       AND {LEASE_FREE}
+                       AND c.message_count + 2 <= :max_messages
                      RETURNING c.id, c.message_count
                  ),
                  message AS (
                      INSERT INTO messages (id, conversation_id, user_id, seq, role, content)
-                     SELECT $7, id, $1, message_count, 'user', $8 FROM claimed
+                     SELECT :message_id, id, :user, message_count, 'user', :content FROM claimed
                      RETURNING id
                  ),
                  turn AS (
                      INSERT INTO turns (id, user_id, idempotency_key, request_hash,
                                         conversation_id, user_message_id, status)
-                     SELECT $4, $1, $9, $10, $3, id, 'running' FROM message
-                     WHERE $9::text IS NOT NULL
+                     SELECT :turn_id, :user, :key, :hash, :conversation_id, id, 'running' FROM message
+                     WHERE :key::text IS NOT NULL
                  )
                  SELECT EXISTS (SELECT 1 FROM eligible) AS eligible,
                         EXISTS (SELECT 1 FROM rate) AS admitted,
@@ -194,16 +199,16 @@ pub async fn begin_existing(
                 rate_cte("FROM eligible")
             ),
             &[
-                (&turn.user.as_str(), Type::TEXT),
-                (&turn.limits.per_minute, Type::INT4),
-                (&conversation_id, Type::UUID),
-                (&turn.id, Type::UUID),
-                (&turn.limits.lease.as_secs_f64(), Type::FLOAT8),
-                (&turn.limits.max_messages, Type::INT4),
-                (&turn.message_id, Type::UUID),
-                (&turn.content, Type::TEXT),
-                (&key, Type::TEXT),
-                (&hash, Type::TEXT),
+                ("user", &turn.user.as_str(), Type::TEXT),
+                ("per_minute", &turn.limits.per_minute, Type::INT4),
+                ("conversation_id", &conversation_id, Type::UUID),
+                ("turn_id", &turn.id, Type::UUID),
+                ("lease_secs", &turn.limits.lease.as_secs_f64(), Type::FLOAT8),
+                ("max_messages", &turn.limits.max_messages, Type::INT4),
+                ("message_id", &turn.message_id, Type::UUID),
+                ("content", &turn.content, Type::TEXT),
+                ("key", &key, Type::TEXT),
+                ("hash", &hash, Type::TEXT),
             ],
         )
         .await?;
@@ -231,25 +236,25 @@ pub async fn resume(
     limits: TurnLimits,
 ) -> Result<Begin, DbError> {
     let rows = client
-        .query(
+        .query_named(
             &format!(
                 "WITH eligible AS (
                      SELECT 1 FROM conversations
-                     WHERE id = $4 AND user_id = $1
-                       AND (turn_lease_until IS NULL OR turn_lease_until < now())
+                     WHERE id = :conversation_id AND user_id = :user
+                       AND {LEASE_FREE}
                  ),
                  {},
                  claimed AS (
                      UPDATE conversations c
-                     SET turn_lease_id = $3, turn_lease_until = now() + make_interval(secs => $5)
+                     SET turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs)
                      FROM rate
-                     WHERE c.id = $4 AND c.user_id = $1
-                       AND (c.turn_lease_until IS NULL OR c.turn_lease_until < now())
+                     WHERE c.id = :conversation_id AND c.user_id = :user
+                       AND {LEASE_FREE}
                      RETURNING c.id
                  ),
                  turn AS (
                      UPDATE turns SET status = 'running', updated_at = now()
-                     WHERE id = $3 AND EXISTS (SELECT 1 FROM claimed)
+                     WHERE id = :turn_id AND EXISTS (SELECT 1 FROM claimed)
                  )
                  SELECT EXISTS (SELECT 1 FROM eligible) AS eligible,
                         EXISTS (SELECT 1 FROM rate) AS admitted,
@@ -258,11 +263,11 @@ pub async fn resume(
                 rate_cte("FROM eligible")
             ),
             &[
-                (&user.as_str(), Type::TEXT),
-                (&limits.per_minute, Type::INT4),
-                (&turn_id, Type::UUID),
-                (&conversation_id, Type::UUID),
-                (&limits.lease.as_secs_f64(), Type::FLOAT8),
+                ("user", &user.as_str(), Type::TEXT),
+                ("per_minute", &limits.per_minute, Type::INT4),
+                ("turn_id", &turn_id, Type::UUID),
+                ("conversation_id", &conversation_id, Type::UUID),
+                ("lease_secs", &limits.lease.as_secs_f64(), Type::FLOAT8),
             ],
         )
         .await?;
@@ -306,35 +311,35 @@ pub async fn finish(
     let completion_tokens = i32::try_from(reply.completion_tokens).unwrap_or(i32::MAX);
     let latency_ms = i32::try_from(reply.llm_latency.as_millis()).unwrap_or(i32::MAX);
     let rows = client
-        .query(
+        .query_named(
             "WITH released AS (
                  UPDATE conversations
                  SET message_count = message_count + 1, updated_at = now(),
                      turn_lease_id = NULL, turn_lease_until = NULL
-                 WHERE id = $1 AND user_id = $2 AND turn_lease_id = $3
+                 WHERE id = :conversation_id AND user_id = :user AND turn_lease_id = :turn_id
                  RETURNING id, message_count
              ),
              message AS (
                  INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls,
                                        prompt_tokens, completion_tokens, llm_latency_ms)
-                 SELECT $4, id, $2, message_count, 'assistant', $5, $6, $7, $8, $9 FROM released
+                 SELECT :message_id, id, :user, message_count, 'assistant', :content, :tool_calls, :prompt_tokens, :completion_tokens, :latency_ms FROM released
                  RETURNING created_at
              ),
              turn AS (
-                 UPDATE turns SET status = 'completed', assistant_message_id = $4, updated_at = now()
-                 WHERE id = $3 AND EXISTS (SELECT 1 FROM message)
+                 UPDATE turns SET status = 'completed', assistant_message_id = :message_id, updated_at = now()
+                 WHERE id = :turn_id AND EXISTS (SELECT 1 FROM message)
              )
              SELECT created_at FROM message",
             &[
-                (&conversation_id, Type::UUID),
-                (&user.as_str(), Type::TEXT),
-                (&turn_id, Type::UUID),
-                (&reply.message_id, Type::UUID),
-                (&reply.content, Type::TEXT),
-                (reply.tool_calls, Type::JSONB),
-                (&prompt_tokens, Type::INT4),
-                (&completion_tokens, Type::INT4),
-                (&latency_ms, Type::INT4),
+                ("conversation_id", &conversation_id, Type::UUID),
+                ("user", &user.as_str(), Type::TEXT),
+                ("turn_id", &turn_id, Type::UUID),
+                ("message_id", &reply.message_id, Type::UUID),
+                ("content", &reply.content, Type::TEXT),
+                ("tool_calls", reply.tool_calls, Type::JSONB),
+                ("prompt_tokens", &prompt_tokens, Type::INT4),
+                ("completion_tokens", &completion_tokens, Type::INT4),
+                ("latency_ms", &latency_ms, Type::INT4),
             ],
         )
         .await?;
@@ -345,13 +350,16 @@ pub async fn finish(
 /// resume it.
 pub async fn fail(client: &Client, turn_id: Uuid, conversation_id: Uuid) -> Result<(), DbError> {
     client
-        .query(
+        .query_named(
             "WITH released AS (
                  UPDATE conversations SET turn_lease_id = NULL, turn_lease_until = NULL
-                 WHERE id = $1 AND turn_lease_id = $2
+                 WHERE id = :conversation_id AND turn_lease_id = :turn_id
              )
-             UPDATE turns SET status = 'failed', updated_at = now() WHERE id = $2",
-            &[(&conversation_id, Type::UUID), (&turn_id, Type::UUID)],
+             UPDATE turns SET status = 'failed', updated_at = now() WHERE id = :turn_id",
+            &[
+                ("conversation_id", &conversation_id, Type::UUID),
+                ("turn_id", &turn_id, Type::UUID),
+            ],
         )
         .await?;
     Ok(())
