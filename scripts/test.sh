@@ -11,10 +11,11 @@ cargo clippy --quiet --all-targets -- -D warnings
 # The pinned tools (cargo-lambda, cfn-lint, schemathesis, actionlint, ...) first on PATH,
 # for this script and every test it starts.
 PATH="$(scripts/ensure-tools.sh):$PATH"
-echo "== template.yaml: cfn-lint and route agreement; shared/src layers; workflows: actionlint"
+echo "== template.yaml: cfn-lint and route agreement; shared/src layers; vendor/ against crates.io; workflows: actionlint"
 cfn-lint template.yaml
 python3 scripts/check_routes.py
 python3 scripts/check_layers.py
+scripts/check_vendor.sh
 actionlint
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
