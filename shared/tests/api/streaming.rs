@@ -142,6 +142,18 @@ pub struct Streamed {
 
 impl Streamed {
     fn from_raw(status: u16, headers: lambda_http::http::HeaderMap, raw: String) -> Self {
+        // A refusal before the first byte is answered as JSON: the contract covers it too.
+        let is_json = headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if is_json {
+            let answer = crate::helpers::TestResponse {
+                status,
+                headers: headers.clone(),
+                body: serde_json::from_str(&raw).expect("a JSON answer"),
+            };
+            crate::contract::assert_conforms(&Method::POST, "/api/{user_id}/chat", &answer);
+        }
         let chunks = raw
             .split("\n\n")
             .filter_map(|event| event.strip_prefix("data: "))
