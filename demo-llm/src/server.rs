@@ -32,6 +32,28 @@ pub async fn serve(listener: tokio::net::TcpListener, pace: Duration) -> std::io
     axum::serve(listener, router(pace)).await
 }
 
+/// Serves the demo model on a free loopback port, on a thread and runtime of its own as a
+/// separate server would be, so its work never queues behind its caller's (the benchmark's
+/// model); returns its base URL.
+pub fn spawn(pace: Duration) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the model")
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+                serve(listener, pace).await
+            })
+    });
+    url
+}
+
 async fn complete(State(pace): State<Duration>, body: Bytes) -> Response {
     let request = match Request::parse(&body) {
         Ok(request) => request,
@@ -45,10 +67,12 @@ async fn complete(State(pace): State<Duration>, body: Bytes) -> Response {
         return axum::Json(wire::completion(&request, &step)).into_response();
     }
     let frames = wire::chunks(&request, &step);
-    let body = Body::from_stream(futures::stream::iter(frames).then(move |frame| async move {
-        tokio::time::sleep(pace).await;
-        Ok::<_, Infallible>(frame)
-    }));
+    // Unpaced, the answer goes out in one write, as fast as a server can send it.
+    let body = if pace.is_zero() {
+        Body::from(frames.concat())
+    } else {
+        paced(frames, pace)
+    };
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -57,4 +81,12 @@ async fn complete(State(pace): State<Duration>, body: Bytes) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `frames` as a body that waits `pace` before each.
+fn paced(frames: Vec<String>, pace: Duration) -> Body {
+    Body::from_stream(futures::stream::iter(frames).then(move |frame| async move {
+        tokio::time::sleep(pace).await;
+        Ok::<_, Infallible>(frame)
+    }))
 }

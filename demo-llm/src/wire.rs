@@ -93,13 +93,24 @@ pub fn completion(request: &Request, step: &Step) -> Value {
             json!({"role": "assistant", "content": null, "tool_calls": calls})
         }
     };
+    answer(
+        &request.completion_id(),
+        &request.model,
+        message,
+        finish_reason(step),
+        request.usage(step),
+    )
+}
+
+/// A whole `chat.completion` object: one choice holding `message`.
+pub fn answer(id: &str, model: &str, message: Value, finish_reason: &str, usage: Value) -> Value {
     json!({
-        "id": request.completion_id(),
+        "id": id,
         "object": "chat.completion",
         "created": 0,
-        "model": request.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(step)}],
-        "usage": request.usage(step),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": usage,
     })
 }
 
@@ -141,10 +152,18 @@ pub fn chunks(request: &Request, step: &Step) -> Vec<String> {
         usage["usage"] = request.usage(step);
         events.push(usage);
     }
-    let mut frames: Vec<String> = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-    frames.push("data: [DONE]\n\n".into());
+    let mut frames: Vec<String> = events.iter().map(frame).collect();
+    frames.push(DONE.into());
     frames
 }
+
+/// One server-sent event carrying `payload`.
+pub fn frame(payload: &Value) -> String {
+    format!("data: {payload}\n\n")
+}
+
+/// The event that ends a stream.
+pub const DONE: &str = "data: [DONE]\n\n";
 
 #[cfg(test)]
 mod tests {

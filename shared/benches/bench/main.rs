@@ -5,7 +5,6 @@
 //! Needs `BENCH_DATABASE_URL` (a server with pg_stat_statements loaded, which `make bench`
 //! starts) and the release function binaries in `target/release` (`make bench` builds them).
 
-mod model;
 mod runtime;
 mod watch;
 
@@ -193,7 +192,8 @@ impl Bench {
         let mut url = url::Url::parse(&server_url).unwrap();
         url.set_path(&name);
         let database_url = url.to_string();
-        let llm = model::start();
+        // The demo model, unpaced: each answer leaves in one write.
+        let llm = demo_llm::server::spawn(Duration::ZERO);
         let app = Arc::new(build_app(&database_url, &llm));
         todo_chat::db::migrate(&app.db).await.unwrap();
         Self {
@@ -852,7 +852,7 @@ impl Bench {
             out,
             "Written by `make bench` on {}; the measurements took {:.0} s. Reproduce with \
              `make bench` (release builds, a fresh local Postgres 15 with default durability, \
-             an LLM mock on loopback that answers at once).\n",
+             the demo model on loopback, unpaced: each answer in one write).\n",
             machine(),
             took.as_secs_f64(),
         );

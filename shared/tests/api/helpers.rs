@@ -496,14 +496,13 @@ impl From<lambda_http::Response<Body>> for TestResponse {
 
 /// A chat-completions response whose message is `text`.
 pub fn completion(text: &str) -> Value {
-    json!({
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "model": "test-model",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    })
+    demo_llm::wire::answer(
+        "chatcmpl-test",
+        "test-model",
+        json!({"role": "assistant", "content": text}),
+        "stop",
+        json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}),
+    )
 }
 
 /// An LLM that adds one task per turn: when the conversation ends with the user's message
@@ -538,14 +537,13 @@ pub fn tool_calls(calls: &[(&str, &str, &str)]) -> Value {
             json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
         })
         .collect();
-    json!({
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "model": "test-model",
-        "choices": [{"index": 0, "finish_reason": "tool_calls",
-                     "message": {"role": "assistant", "content": null, "tool_calls": calls}}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}
-    })
+    demo_llm::wire::answer(
+        "chatcmpl-test",
+        "test-model",
+        json!({"role": "assistant", "content": null, "tool_calls": calls}),
+        "tool_calls",
+        json!({"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}),
+    )
 }
 
 fn build_app(env: &HashMap<String, String>) -> App {

@@ -1,15 +1,12 @@
 //! Streamed turns (`Accept: text/event-stream`): the UI message stream a client reads, and
 //! what the database holds afterwards, against an LLM mock that streams with pauses.
 
-use std::{
-    collections::VecDeque,
-    convert::Infallible,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{Router, body::Body as AxumBody, extract::State, routing::post};
-use bytes::Bytes;
+use demo_llm::{
+    script::{ScriptedLlm, Step},
+    wire,
+};
 use http_body_util::BodyExt;
 use lambda_http::{Body, http::Method};
 use serde_json::{Value, json};
@@ -17,78 +14,11 @@ use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
-/// One step of a scripted streamed answer.
-#[derive(Clone)]
-pub enum Step {
-    /// Raw bytes of the SSE body.
-    Send(String),
-    /// Silence.
-    Pause(Duration),
-    /// Silence until the client gives up.
-    Stall,
-}
-
-/// An OpenAI-compatible endpoint on loopback that answers each call with the next script,
-/// sending it step by step (500 once the scripts run out), and records the requests.
-#[derive(Clone, Default)]
-pub struct ScriptedLlm {
-    scripts: Arc<Mutex<VecDeque<Vec<Step>>>>,
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-impl ScriptedLlm {
-    /// Serves `scripts` in order; returns the server and its base URL.
-    pub async fn start(scripts: Vec<Vec<Step>>) -> (Self, String) {
-        let llm = Self {
-            scripts: Arc::new(Mutex::new(scripts.into())),
-            ..Self::default()
-        };
-        let router = Router::new()
-            .route("/chat/completions", post(answer))
-            .with_state(llm.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        (llm, url)
-    }
-
-    /// The JSON bodies received so far.
-    pub fn requests(&self) -> Vec<Value> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-async fn answer(State(llm): State<ScriptedLlm>, body: String) -> axum::response::Response {
-    llm.requests
-        .lock()
-        .unwrap()
-        .push(serde_json::from_str(&body).unwrap());
-    let Some(script) = llm.scripts.lock().unwrap().pop_front() else {
-        return axum::response::Response::builder()
-            .status(500)
-            .body(AxumBody::empty())
-            .unwrap();
-    };
-    let steps = futures::stream::unfold(script.into_iter(), |mut steps| async move {
-        loop {
-            match steps.next()? {
-                Step::Send(text) => return Some((Ok::<_, Infallible>(Bytes::from(text)), steps)),
-                Step::Pause(pause) => tokio::time::sleep(pause).await,
-                Step::Stall => std::future::pending::<()>().await,
-            }
-        }
-    });
-    axum::response::Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(AxumBody::from_stream(steps))
-        .unwrap()
-}
-
 /// `data: {chunk}` for a `chat.completion.chunk` with `delta` (and `finish_reason`).
 pub fn chunk(delta: Value, finish_reason: Option<&str>) -> Step {
     let chunk = json!({"id": "chatcmpl-s", "object": "chat.completion.chunk",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]});
-    Step::Send(format!("data: {chunk}\n\n"))
+    Step::Send(wire::frame(&chunk))
 }
 
 /// A text answer streamed in `pieces`, with a usage chunk and `[DONE]`.
@@ -105,15 +35,14 @@ pub fn text_answer(pieces: &[&str]) -> Vec<Step> {
 
 /// The usage chunk sent when `stream_options.include_usage` is set.
 pub fn usage() -> Step {
-    Step::Send(format!(
-        "data: {}\n\n",
-        json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}})
+    Step::Send(wire::frame(
+        &json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}),
     ))
 }
 
 /// `data: [DONE]`.
 pub fn done() -> Step {
-    Step::Send("data: [DONE]\n\n".into())
+    Step::Send(wire::DONE.into())
 }
 
 /// A tool-call fragment for the call at `index`.
