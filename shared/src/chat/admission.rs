@@ -12,25 +12,12 @@ use crate::{
     auth::UserId,
     db::{
         self,
-        turns::{Begin, KeyedState},
+        turns::{KeyedState, KeyedTurn, Refusal},
     },
 };
 
 /// How much longer than the turn deadline a conversation's lease lasts.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// What the database answered when it admitted a turn: the user message stored and the
-/// conversation's lease held (or, on a keyed retry, the earlier attempt's stored message).
-pub(super) struct Begun {
-    pub(super) turn_id: Uuid,
-    pub(super) stored: StoredUserMessage,
-    pub(super) text: String,
-    pub(super) new_conversation: bool,
-    /// The keyed turn whose tool calls are journaled; `None` without an idempotency key.
-    pub(super) journal: Option<Uuid>,
-    /// Whether an earlier attempt may have journaled tool calls.
-    pub(super) resumed: bool,
-}
 
 /// Either a turn to run, or the stored answer of one that already ran under the same key.
 pub enum Admission<T> {
@@ -43,11 +30,20 @@ pub enum Admission<T> {
 /// What [`admit`] answers: a turn to run, or a replay.
 pub type Admitted = Admission<Box<Turn>>;
 
-/// The one state of an admitted turn: its connection, what the database answered, its
-/// deadline and the id its answer will be stored under.
+/// The one state of an admitted turn: its connection, its user message (stored, with the
+/// conversation's lease held), its deadline and the id its answer will be stored under.
 pub struct Turn {
     pub(super) client: db::Client,
-    pub(super) begun: Begun,
+    /// The turn (and lease) id.
+    pub(super) id: Uuid,
+    pub(super) conversation_id: Uuid,
+    pub(super) user_message_id: Uuid,
+    pub(super) text: String,
+    pub(super) new_conversation: bool,
+    /// The keyed turn whose tool calls are journaled; `None` without an idempotency key.
+    pub(super) journal: Option<Uuid>,
+    /// Whether an earlier attempt may have journaled tool calls.
+    pub(super) resumed: bool,
     pub(super) deadline: Instant,
     pub(super) assistant_message_id: Uuid,
 }
@@ -55,17 +51,82 @@ pub struct Turn {
 impl Turn {
     /// The conversation the turn belongs to.
     pub fn conversation_id(&self) -> Uuid {
-        self.begun.stored.conversation_id
+        self.conversation_id
     }
 
     /// The stored user message.
     pub fn user_message_id(&self) -> Uuid {
-        self.begun.stored.message_id
+        self.user_message_id
     }
 
     /// The id the assistant message will be stored under.
     pub fn assistant_message_id(&self) -> Uuid {
         self.assistant_message_id
+    }
+
+    /// Where the user message is stored, for an error that must say so.
+    pub(super) fn stored(&self) -> StoredUserMessage {
+        StoredUserMessage {
+            conversation_id: self.conversation_id,
+            message_id: self.user_message_id,
+        }
+    }
+
+    /// A new turn for `request`, with fresh ids; nothing is stored yet.
+    fn fresh(client: db::Client, request: &ChatRequest, keyed: bool, deadline: Instant) -> Self {
+        let id = Uuid::new_v4();
+        Turn {
+            client,
+            id,
+            conversation_id: request.conversation_id.unwrap_or_else(Uuid::new_v4),
+            user_message_id: Uuid::new_v4(),
+            text: request.message.as_str().to_owned(),
+            new_conversation: request.conversation_id.is_none(),
+            journal: keyed.then_some(id),
+            resumed: false,
+            deadline,
+            assistant_message_id: Uuid::new_v4(),
+        }
+    }
+
+    /// The keyed turn `earlier` once more, with its stored user message and its journal.
+    fn resuming(client: db::Client, earlier: KeyedTurn, deadline: Instant) -> Self {
+        Turn {
+            client,
+            id: earlier.id,
+            conversation_id: earlier.conversation_id,
+            user_message_id: earlier.user_message_id,
+            text: earlier.user_message,
+            new_conversation: false,
+            journal: Some(earlier.id),
+            resumed: true,
+            deadline,
+            assistant_message_id: Uuid::new_v4(),
+        }
+    }
+
+    /// Stores the user message and takes the conversation's lease, in one statement.
+    async fn begin(
+        &self,
+        app: &App,
+        user: &UserId,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<(), ChatError> {
+        let new_turn = db::turns::NewTurn {
+            id: self.id,
+            user,
+            message_id: self.user_message_id,
+            content: &self.text,
+            idempotency,
+            limits: turn_limits(app),
+        };
+        let claim = if self.new_conversation {
+            let title = title_for(&self.text);
+            db::turns::begin_new(&self.client, new_turn, self.conversation_id, &title).await?
+        } else {
+            db::turns::begin_existing(&self.client, new_turn, self.conversation_id).await?
+        };
+        Ok(claim?)
     }
 }
 
@@ -78,137 +139,64 @@ pub async fn admit(
 ) -> Result<Admitted, ChatError> {
     let deadline = Instant::now() + app.config.turn_deadline;
     let client = app.db.get().await?;
-    let admission = match key {
-        Some(key) => start_keyed(app, &client, user, &request, key).await?,
-        None => start(app, &client, user, &request, None).await?,
+    let Some(key) = key else {
+        let turn = Turn::fresh(client, &request, false, deadline);
+        turn.begin(app, user, None).await?;
+        return Ok(Admission::Run(Box::new(turn)));
     };
-    Ok(match admission {
-        Admission::Run(begun) => Admission::Run(Box::new(Turn {
-            client,
-            begun,
-            deadline,
-            assistant_message_id: Uuid::new_v4(),
-        })),
-        Admission::Replay(reply) => Admission::Replay(reply),
-    })
-}
-
-/// Stores the user message and takes the conversation's lease.
-async fn start(
-    app: &App,
-    client: &db::Client,
-    user: &UserId,
-    request: &ChatRequest,
-    idempotency: Option<(&str, &str)>,
-) -> Result<Admission<Begun>, ChatError> {
-    let text = request.message.as_str();
-    let turn = db::turns::NewTurn {
-        id: Uuid::new_v4(),
-        user,
-        message_id: Uuid::new_v4(),
-        content: text,
-        idempotency,
-        limits: turn_limits(app),
-    };
-    let conversation_id = request.conversation_id.unwrap_or_else(Uuid::new_v4);
-    let begun = match request.conversation_id {
-        None => db::turns::begin_new(client, turn, conversation_id, &title_for(text)).await?,
-        Some(id) => db::turns::begin_existing(client, turn, id).await?,
-    };
-    check(begun)?;
-    Ok(Admission::Run(Begun {
-        turn_id: turn.id,
-        stored: StoredUserMessage {
-            conversation_id,
-            message_id: turn.message_id,
-        },
-        text: text.to_owned(),
-        new_conversation: request.conversation_id.is_none(),
-        journal: idempotency.map(|_| turn.id),
-        resumed: false,
-    }))
-}
-
-/// Like [`start`], for a request with an idempotency key: a retry returns the stored answer,
-/// or resumes a failed attempt with its stored user message.
-async fn start_keyed(
-    app: &App,
-    client: &db::Client,
-    user: &UserId,
-    request: &ChatRequest,
-    key: &IdempotencyKey,
-) -> Result<Admission<Begun>, ChatError> {
-    let fingerprint = fingerprint(request);
-    let existing = match db::turns::find_keyed(client, user, key.as_str()).await? {
-        Some(existing) => existing,
-        None => match start(
-            app,
-            client,
-            user,
-            request,
-            Some((key.as_str(), &fingerprint)),
-        )
-        .await
-        {
-            // A concurrent request with the same key got there first.
-            Err(ChatError::Db(e)) if e.is_unique_violation() => {
-                db::turns::find_keyed(client, user, key.as_str())
-                    .await?
-                    .ok_or(ChatError::TurnInProgress)?
+    // A keyed request: a retry answers the stored reply, or resumes a failed attempt.
+    let fingerprint = fingerprint(&request);
+    let (client, earlier) = match db::turns::find_keyed(&client, user, key.as_str()).await? {
+        Some(earlier) => (client, earlier),
+        None => {
+            let turn = Turn::fresh(client, &request, true, deadline);
+            match turn
+                .begin(app, user, Some((key.as_str(), &fingerprint)))
+                .await
+            {
+                Ok(()) => return Ok(Admission::Run(Box::new(turn))),
+                // A concurrent request with the same key got there first.
+                Err(ChatError::Db(e)) if e.is_unique_violation() => {
+                    let earlier = db::turns::find_keyed(&turn.client, user, key.as_str())
+                        .await?
+                        .ok_or(Refusal::Busy)?;
+                    (turn.client, earlier)
+                }
+                Err(e) => return Err(e),
             }
-            started => return started,
-        },
+        }
     };
-    if existing.request_hash != fingerprint {
+    if earlier.request_hash != fingerprint {
         return Err(ChatError::IdempotencyKeyReused);
     }
-    match existing.state {
+    match earlier.state {
         KeyedState::Completed {
             message_id,
             content,
             tool_calls,
             created_at,
         } => Ok(Admission::Replay(TurnReply {
-            conversation_id: existing.conversation_id,
-            user_message_id: existing.user_message_id,
+            conversation_id: earlier.conversation_id,
+            user_message_id: earlier.user_message_id,
             assistant_message_id: message_id,
             response: content,
             tool_calls: serde_json::from_value(tool_calls).unwrap_or_default(),
             created_at,
         })),
-        KeyedState::InProgress => Err(ChatError::TurnInProgress),
+        KeyedState::InProgress => Err(Refusal::Busy.into()),
         KeyedState::Resumable => {
-            let resumed = db::turns::resume(
-                client,
+            let turn = Turn::resuming(client, earlier, deadline);
+            let claim = db::turns::resume(
+                &turn.client,
                 user,
-                existing.id,
-                existing.conversation_id,
+                turn.id,
+                turn.conversation_id,
                 turn_limits(app),
             )
             .await?;
-            check(resumed)?;
-            Ok(Admission::Run(Begun {
-                turn_id: existing.id,
-                stored: StoredUserMessage {
-                    conversation_id: existing.conversation_id,
-                    message_id: existing.user_message_id,
-                },
-                text: existing.user_message,
-                new_conversation: false,
-                journal: Some(existing.id),
-                resumed: true,
-            }))
+            claim?;
+            Ok(Admission::Run(Box::new(turn)))
         }
-    }
-}
-
-fn check(begun: Begin) -> Result<(), ChatError> {
-    match begun {
-        Begin::Started => Ok(()),
-        Begin::RateLimited { retry_after } => Err(ChatError::RateLimited { retry_after }),
-        Begin::NotFound => Err(ChatError::ConversationNotFound),
-        Begin::Busy => Err(ChatError::TurnInProgress),
-        Begin::Full => Err(ChatError::ConversationFull),
     }
 }
 

@@ -2,29 +2,22 @@
 
 use uuid::Uuid;
 
-use crate::{db::DbError, http::ApiError, llm::LlmError};
+use crate::{
+    db::{DbError, turns::Refusal},
+    http::ApiError,
+    llm::LlmError,
+};
 
 /// Why a turn did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    /// The conversation is missing or someone else's.
-    #[error("conversation not found")]
-    ConversationNotFound,
-    /// Another turn is running on the conversation (or under the same idempotency key).
-    #[error("turn in progress")]
-    TurnInProgress,
+    /// The database refused to start the turn: rate limit, missing, busy or full
+    /// conversation (busy also for a keyed turn another request is running).
+    #[error("turn refused: {0:?}")]
+    Refused(Refusal),
     /// The idempotency key was first used for a different request.
     #[error("idempotency key reused")]
     IdempotencyKeyReused,
-    /// The user started too many turns this minute.
-    #[error("rate limited")]
-    RateLimited {
-        /// Seconds until a turn is admitted again.
-        retry_after: u64,
-    },
-    /// The conversation holds the maximum number of messages.
-    #[error("conversation full")]
-    ConversationFull,
     /// The model failed after the user message was stored.
     #[error("llm failed: {source}")]
     LlmFailed {
@@ -44,14 +37,22 @@ pub enum ChatError {
     Db(#[from] DbError),
 }
 
+impl From<Refusal> for ChatError {
+    fn from(refusal: Refusal) -> Self {
+        ChatError::Refused(refusal)
+    }
+}
+
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
         match e {
-            ChatError::ConversationNotFound => ApiError::ConversationNotFound,
-            ChatError::TurnInProgress => ApiError::TurnInProgress,
+            ChatError::Refused(refusal) => match refusal {
+                Refusal::NotFound => ApiError::ConversationNotFound,
+                Refusal::Busy => ApiError::TurnInProgress,
+                Refusal::Full => ApiError::ConversationFull,
+                Refusal::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            },
             ChatError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
-            ChatError::ConversationFull => ApiError::ConversationFull,
-            ChatError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             ChatError::LlmFailed { stored, source } => {
                 tracing::warn!(error = %source, "llm call failed");
                 let (conversation_id, user_message_id) =

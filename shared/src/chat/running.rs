@@ -2,18 +2,14 @@
 //! run with the turn's journal, and, when anything fails, the conversation's lease released.
 
 use chrono::Utc;
-use tokio::time::Instant;
 
-use super::{
-    ChatError, TurnReply,
-    admission::{Begun, Turn},
-    finishing,
-};
+use super::{ChatError, TurnReply, admission::Turn, finishing};
 use crate::{
     agent::{self, Limits, tools::TaskTools},
     app::App,
     auth::UserId,
-    db, llm,
+    db::{self, turns::Refusal},
+    llm,
 };
 
 /// Most stored messages replayed to the model each turn.
@@ -30,23 +26,17 @@ pub async fn run(
     turn: Turn,
     observer: &dyn agent::Observer,
 ) -> Result<TurnReply, ChatError> {
-    let Turn {
-        client,
-        begun,
-        deadline,
-        assistant_message_id,
-    } = turn;
-    let reply = match run_agent(app, &client, user, &begun, deadline, observer).await {
+    let reply = match run_agent(app, user, &turn, observer).await {
         Ok(reply) => reply,
         Err(e) => {
-            release(app, client, &begun).await;
+            release(app, turn).await;
             return Err(e);
         }
     };
 
     let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
     let stored_reply = db::turns::Reply {
-        message_id: assistant_message_id,
+        message_id: turn.assistant_message_id,
         content: &reply.text,
         tool_calls: &tool_calls,
         prompt_tokens: reply.usage.prompt_tokens,
@@ -54,28 +44,28 @@ pub async fn run(
         llm_latency: reply.llm_latency,
     };
     let finished = db::turns::finish(
-        &client,
+        &turn.client,
         user,
-        begun.turn_id,
-        begun.stored.conversation_id,
+        turn.id,
+        turn.conversation_id,
         &stored_reply,
     )
     .await;
     let created_at = match finished {
         Ok(Some(created_at)) => created_at,
         // The conversation was deleted while the model was thinking.
-        Ok(None) => return Err(ChatError::ConversationNotFound),
+        Ok(None) => return Err(Refusal::NotFound.into()),
         Err(e) => {
-            release(app, client, &begun).await;
+            release(app, turn).await;
             return Err(e.into());
         }
     };
 
     finishing::record_metrics(&reply);
     Ok(TurnReply {
-        conversation_id: begun.stored.conversation_id,
-        user_message_id: begun.stored.message_id,
-        assistant_message_id,
+        conversation_id: turn.conversation_id,
+        user_message_id: turn.user_message_id,
+        assistant_message_id: turn.assistant_message_id,
         response: reply.text,
         tool_calls: reply.tool_calls,
         created_at,
@@ -85,15 +75,14 @@ pub async fn run(
 /// Rebuilds the conversation within the prompt budget and runs the agent.
 async fn run_agent(
     app: &App,
-    client: &db::Client,
     user: &UserId,
-    turn: &Begun,
-    deadline: Instant,
+    turn: &Turn,
     observer: &dyn agent::Observer,
 ) -> Result<agent::AgentReply, ChatError> {
+    let client = &turn.client;
     let Some(llm) = &app.llm else {
         return Err(ChatError::LlmNotConfigured {
-            stored: turn.stored,
+            stored: turn.stored(),
         });
     };
     let system = agent::prompt::system_prompt(Utc::now().date_naive());
@@ -103,8 +92,8 @@ async fn run_agent(
         let history = db::messages::preceding(
             client,
             user,
-            turn.stored.conversation_id,
-            turn.stored.message_id,
+            turn.conversation_id,
+            turn.user_message_id,
             HISTORY_LIMIT,
         )
         .await?;
@@ -123,7 +112,7 @@ async fn run_agent(
 
     let limits = Limits {
         max_rounds: app.config.agent_max_rounds,
-        deadline,
+        deadline: turn.deadline,
     };
     // Only a resumed turn pays for reading its journal, under the lease it now holds.
     let recorded = match (turn.resumed, turn.journal) {
@@ -139,7 +128,7 @@ async fn run_agent(
         .await
         .map_err(|e| match e {
             agent::AgentError::Llm(source) => ChatError::LlmFailed {
-                stored: turn.stored,
+                stored: turn.stored(),
                 source,
             },
             agent::AgentError::Db(e) => ChatError::Db(e),
@@ -149,8 +138,8 @@ async fn run_agent(
 /// Frees the conversation after a failed turn, within [`RELEASE_BUDGET`]: the turn's
 /// connection may be the thing that failed, so a fresh one is tried too; if neither answers
 /// in time, the lease simply expires.
-async fn release(app: &App, client: db::Client, turn: &Begun) {
-    if tokio::time::timeout(RELEASE_BUDGET, try_release(app, client, turn))
+async fn release(app: &App, turn: Turn) {
+    if tokio::time::timeout(RELEASE_BUDGET, try_release(app, turn))
         .await
         .is_err()
     {
@@ -158,18 +147,19 @@ async fn release(app: &App, client: db::Client, turn: &Begun) {
     }
 }
 
-async fn try_release(app: &App, client: db::Client, turn: &Begun) {
-    let conversation_id = turn.stored.conversation_id;
-    if !client.is_broken()
-        && db::turns::fail(&client, turn.turn_id, conversation_id)
-            .await
-            .is_ok()
-    {
+async fn try_release(app: &App, turn: Turn) {
+    let Turn {
+        client,
+        id,
+        conversation_id,
+        ..
+    } = turn;
+    if !client.is_broken() && db::turns::fail(&client, id, conversation_id).await.is_ok() {
         return;
     }
     drop(client); // back to the pool, or discarded if it failed
     let retried = match app.db.get().await {
-        Ok(fresh) => db::turns::fail(&fresh, turn.turn_id, conversation_id).await,
+        Ok(fresh) => db::turns::fail(&fresh, id, conversation_id).await,
         Err(e) => Err(e),
     };
     if let Err(e) = retried {

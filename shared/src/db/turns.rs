@@ -49,11 +49,10 @@ pub struct NewTurn<'a> {
     pub limits: TurnLimits,
 }
 
-/// How an attempt to start a turn ended.
+/// Why the database did not start (or resume) a turn. Each statement says which, in its
+/// `refusal` column, so the conditions are written once, in SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Begin {
-    /// The user message is stored and the lease is held.
-    Started,
+pub enum Refusal {
     /// The user used up this minute's turns; retry after this many seconds.
     RateLimited {
         /// Seconds until the next window.
@@ -65,6 +64,28 @@ pub enum Begin {
     Busy,
     /// The conversation has no room for another turn.
     Full,
+}
+
+/// What a statement that starts a turn answers: the turn holds the lease and its user
+/// message is stored, or why not.
+pub type Claim = Result<(), Refusal>;
+
+impl Refusal {
+    /// Reads a start statement's `refusal` (NULL when the turn started) and `retry_after`.
+    fn of(row: &tokio_postgres::Row) -> Result<Claim, DbError> {
+        Ok(Err(match row.get::<_, Option<&str>>("refusal") {
+            None => return Ok(Ok(())),
+            Some("rate_limited") => Refusal::RateLimited {
+                retry_after: row.get::<_, i64>("retry_after").max(1) as u64,
+            },
+            Some("not_found") => Refusal::NotFound,
+            Some("busy") => Refusal::Busy,
+            Some("full") => Refusal::Full,
+            Some(other) => {
+                return Err(DbError::Invariant(format!("unknown turn refusal {other}")));
+            }
+        }))
+    }
 }
 
 // Counts one turn in the user's current one-minute window for each row of `source` (none or
@@ -93,19 +114,13 @@ const LEASE_FREE: &str = "(turn_lease_until IS NULL OR turn_lease_until < now())
 const RETRY_AFTER: &str =
     "ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8";
 
-fn retry_after(row: &tokio_postgres::Row) -> Begin {
-    Begin::RateLimited {
-        retry_after: row.get::<_, i64>("retry_after").max(1) as u64,
-    }
-}
-
 /// Starts a turn in a new conversation `conversation_id` titled `title`.
 pub async fn begin_new(
     client: &Client,
     turn: NewTurn<'_>,
     conversation_id: Uuid,
     title: &str,
-) -> Result<Begin, DbError> {
+) -> Result<Claim, DbError> {
     let (key, hash) = turn.idempotency.unzip();
     let row = client
         .query_named(
@@ -128,7 +143,9 @@ pub async fn begin_new(
                      SELECT :turn_id, :user, :key, :hash, :conversation_id, id, 'running' FROM message
                      WHERE :key::text IS NOT NULL
                  )
-                 SELECT EXISTS (SELECT 1 FROM message) AS started, {RETRY_AFTER} AS retry_after",
+                 SELECT CASE WHEN EXISTS (SELECT 1 FROM message) THEN NULL ELSE 'rate_limited' END
+                            AS refusal,
+                        {RETRY_AFTER} AS retry_after",
                 rate_cte("")
             ),
             &[
@@ -145,12 +162,7 @@ pub async fn begin_new(
             ],
         )
         .await?;
-    let row = single(&row)?;
-    Ok(if row.get("started") {
-        Begin::Started
-    } else {
-        retry_after(row)
-    })
+    Refusal::of(single(&row)?)
 }
 
 /// Starts a turn in `user`'s existing conversation `conversation_id`.
@@ -158,17 +170,16 @@ pub async fn begin_existing(
     client: &Client,
     turn: NewTurn<'_>,
     conversation_id: Uuid,
-) -> Result<Begin, DbError> {
+) -> Result<Claim, DbError> {
     let (key, hash) = turn.idempotency.unzip();
     let rows = client
         .query_named(
             &format!(
                 "WITH existing AS (
-                     SELECT message_count,
-                            {LEASE_FREE} AS free
+                     SELECT {LEASE_FREE} AS free, message_count + 2 <= :max_messages AS room
                      FROM conversations WHERE id = :conversation_id AND user_id = :user
                  ),
-                 eligible AS (SELECT 1 FROM existing WHERE free AND message_count + 2 <= :max_messages),
+                 eligible AS (SELECT 1 FROM existing WHERE free AND room),
                  {},
                  claimed AS (
                      UPDATE conversations c
@@ -191,10 +202,15 @@ pub async fn begin_existing(
                      SELECT :turn_id, :user, :key, :hash, :conversation_id, id, 'running' FROM message
                      WHERE :key::text IS NOT NULL
                  )
-                 SELECT EXISTS (SELECT 1 FROM eligible) AS eligible,
-                        EXISTS (SELECT 1 FROM rate) AS admitted,
-                        EXISTS (SELECT 1 FROM message) AS started,
-                        (SELECT message_count FROM existing) AS message_count,
+                 SELECT CASE
+                            WHEN EXISTS (SELECT 1 FROM message) THEN NULL
+                            WHEN NOT EXISTS (SELECT 1 FROM existing) THEN 'not_found'
+                            WHEN NOT (SELECT room FROM existing) THEN 'full'
+                            WHEN NOT EXISTS (SELECT 1 FROM rate) AND EXISTS (SELECT 1 FROM eligible)
+                                THEN 'rate_limited'
+                            -- not free, or claimed by a concurrent turn since `existing` read it
+                            ELSE 'busy'
+                        END AS refusal,
                         {RETRY_AFTER} AS retry_after",
                 rate_cte("FROM eligible")
             ),
@@ -212,19 +228,7 @@ pub async fn begin_existing(
             ],
         )
         .await?;
-    let row = single(&rows)?;
-    let message_count: Option<i32> = row.get("message_count");
-    Ok(if row.get("started") {
-        Begin::Started
-    } else if row.get::<_, bool>("eligible") && !row.get::<_, bool>("admitted") {
-        retry_after(row)
-    } else {
-        match message_count {
-            None => Begin::NotFound,
-            Some(n) if n + 2 > turn.limits.max_messages => Begin::Full,
-            Some(_) => Begin::Busy,
-        }
-    })
+    Refusal::of(single(&rows)?)
 }
 
 /// Takes the lease again for the keyed turn `turn_id`, whose user message is already stored.
@@ -234,7 +238,7 @@ pub async fn resume(
     turn_id: Uuid,
     conversation_id: Uuid,
     limits: TurnLimits,
-) -> Result<Begin, DbError> {
+) -> Result<Claim, DbError> {
     let rows = client
         .query_named(
             &format!(
@@ -256,9 +260,12 @@ pub async fn resume(
                      UPDATE turns SET status = 'running', updated_at = now()
                      WHERE id = :turn_id AND EXISTS (SELECT 1 FROM claimed)
                  )
-                 SELECT EXISTS (SELECT 1 FROM eligible) AS eligible,
-                        EXISTS (SELECT 1 FROM rate) AS admitted,
-                        EXISTS (SELECT 1 FROM claimed) AS started,
+                 SELECT CASE
+                            WHEN EXISTS (SELECT 1 FROM claimed) THEN NULL
+                            WHEN NOT EXISTS (SELECT 1 FROM rate) AND EXISTS (SELECT 1 FROM eligible)
+                                THEN 'rate_limited'
+                            ELSE 'busy'
+                        END AS refusal,
                         {RETRY_AFTER} AS retry_after",
                 rate_cte("FROM eligible")
             ),
@@ -271,14 +278,7 @@ pub async fn resume(
             ],
         )
         .await?;
-    let row = single(&rows)?;
-    Ok(if row.get("started") {
-        Begin::Started
-    } else if row.get::<_, bool>("eligible") && !row.get::<_, bool>("admitted") {
-        retry_after(row)
-    } else {
-        Begin::Busy
-    })
+    Refusal::of(single(&rows)?)
 }
 
 /// The assistant's reply to store when a turn finishes.
