@@ -19,16 +19,14 @@ use crate::{
 /// How much longer than the turn deadline a conversation's lease lasts.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Either a turn to run, or the stored answer of one that already ran under the same key.
-pub enum Admission<T> {
+/// What [`admit`] answers: a turn to run, or the stored answer of one that already ran
+/// under the same key.
+pub enum Admission {
     /// Run it with [`run`](super::run).
-    Run(T),
+    Run(Box<Turn>),
     /// The stored answer of the completed turn.
     Replay(TurnReply),
 }
-
-/// What [`admit`] answers: a turn to run, or a replay.
-pub type Admitted = Admission<Box<Turn>>;
 
 /// The one state of an admitted turn: its connection, its user message (stored, with the
 /// conversation's lease held), its deadline and the id its answer will be stored under.
@@ -136,7 +134,7 @@ pub async fn admit(
     user: &UserId,
     request: ChatRequest,
     key: Option<&IdempotencyKey>,
-) -> Result<Admitted, ChatError> {
+) -> Result<Admission, ChatError> {
     let deadline = Instant::now() + app.config.turn_deadline;
     let client = app.db.get().await?;
     let Some(key) = key else {

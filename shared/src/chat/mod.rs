@@ -12,7 +12,7 @@ mod finishing;
 mod input;
 mod running;
 
-pub use admission::{Admission, Admitted, Turn, admit};
+pub use admission::{Admission, Turn, admit};
 pub use error::{ChatError, StoredUserMessage};
 pub use finishing::{TurnReply, title_for};
 pub use input::{ChatRequest, IdempotencyKey, MAX_MESSAGE_CHARS, MessageText};
