@@ -1,6 +1,7 @@
 //! Parsing untrusted input (bodies, parameters) into typed values, with errors that name the field.
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer, de, de::DeserializeOwned};
+use serde_json::Value;
 
 /// Why input was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,16 +29,70 @@ impl InputError {
     }
 }
 
-/// Parses `body` as a JSON object whose keys are all in `allowed`.
-pub fn json_object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, InputError> {
+/// Parses `body` as a JSON object into `T`, a struct that declares its fields (and refuses
+/// unknown ones with `#[serde(deny_unknown_fields)]`); a refusal names the field that broke
+/// its rules.
+pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, InputError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| InputError::Json(e.to_string()))?;
-    let Value::Object(object) = value else {
+    // A derived struct would also take an array of its fields in order.
+    if !value.is_object() {
         return Err(InputError::field("body", "must be a JSON object"));
-    };
-    if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(InputError::field(unknown, "unknown field"));
     }
-    Ok(object)
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        refusal(&path, &e.into_inner().to_string())
+    })
+}
+
+/// serde names a missing or unknown field in its message; the path then ends before a
+/// missing one.
+fn refusal(path: &str, message: &str) -> InputError {
+    let named = |prefix: &str| message.strip_prefix(prefix)?.split('`').next();
+    let at = |name: &str| match path {
+        "." => name.to_owned(),
+        _ if path.ends_with(name) => path.to_owned(),
+        _ => format!("{path}.{name}"),
+    };
+    if let Some(name) = named("missing field `") {
+        InputError::field(&at(name), "is required")
+    } else if let Some(name) = named("unknown field `") {
+        InputError::field(&at(name), "unknown field")
+    } else {
+        InputError::field(path, reason(message))
+    }
+}
+
+/// "invalid type: integer `5`, expected a string" reads "must be a string"; a field's own
+/// check (a newtype's `TryFrom`) already says what is wrong.
+fn reason(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((found, expected)) if found.starts_with("invalid ") => format!("must be {expected}"),
+        _ => message.to_owned(),
+    }
+}
+
+/// For an optional field that may be left out but not sent as `null`
+/// (`#[serde(default, deserialize_with = "input::present")]`).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// For a UUID field that may be left out or `null`
+/// (`#[serde(default, deserialize_with = "input::uuid_or_null")]`).
+pub fn uuid_or_null<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<uuid::Uuid>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(raw)) => uuid::Uuid::parse_str(&raw)
+            .map(Some)
+            .map_err(|_| de::Error::custom("must be a UUID")),
+        Some(_) => Err(de::Error::custom("must be a UUID string or null")),
+    }
 }
 
 /// Parses an optional whole-number parameter, `default` when absent, within `min..=max`.
@@ -71,13 +126,67 @@ pub fn uuid(raw: Option<&str>, field: &str) -> Result<uuid::Uuid, InputError> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        name: String,
+        #[serde(default, deserialize_with = "present")]
+        done: Option<bool>,
+        #[serde(default, deserialize_with = "uuid_or_null")]
+        id: Option<uuid::Uuid>,
+    }
+
+    fn field_of(body: &str) -> (String, String) {
+        match json::<Body>(body.as_bytes()) {
+            Err(InputError::Field { field, reason }) => (field, reason),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
     #[test]
     fn malformed_json_is_a_json_error() {
-        assert!(matches!(
-            json_object(b"{nope", &[]),
-            Err(InputError::Json(_))
-        ));
-        assert!(matches!(json_object(b"", &[]), Err(InputError::Json(_))));
+        for body in ["{nope", "", r#"{"name": "a"} trailing"#, "[1"] {
+            assert!(
+                matches!(json::<Body>(body.as_bytes()), Err(InputError::Json(_))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_field_and_says_what_it_must_be() {
+        assert_eq!(field_of("{}"), ("name".into(), "is required".into()));
+        assert_eq!(
+            field_of(r#"{"name": 5}"#),
+            ("name".into(), "must be a string".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "user_id": "b"}"#),
+            ("user_id".into(), "unknown field".into())
+        );
+        assert_eq!(
+            field_of(r#"["a"]"#),
+            ("body".into(), "must be a JSON object".into())
+        );
+        assert_eq!(field_of(r#"{"name": "a", "done": null}"#).0, "done");
+        assert_eq!(
+            field_of(r#"{"name": "a", "id": "nope"}"#),
+            ("id".into(), "must be a UUID".into())
+        );
+        assert_eq!(field_of(r#"{"name": "a", "id": 7}"#).0, "id");
+    }
+
+    #[test]
+    fn optional_fields_may_be_left_out_and_ids_may_be_null() {
+        let parsed: Body = json(br#"{"name": "a", "id": null}"#).unwrap();
+        assert_eq!(
+            parsed,
+            Body {
+                name: "a".into(),
+                done: None,
+                id: None
+            }
+        );
     }
 
     #[test]
@@ -90,17 +199,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn non_objects_and_unknown_keys_are_field_errors() {
-        assert_eq!(
-            json_object(b"[1]", &["a"]),
-            Err(InputError::field("body", "must be a JSON object"))
-        );
-        assert_eq!(
-            json_object(br#"{"a": 1, "b": 2}"#, &["a"]),
-            Err(InputError::field("b", "unknown field"))
-        );
     }
 }

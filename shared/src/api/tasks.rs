@@ -7,7 +7,6 @@ use lambda_http::{
     http::{HeaderValue, StatusCode, header},
 };
 use serde::{Deserialize, Serialize, de::IntoDeserializer};
-use serde_json::{Map, Value};
 
 use crate::{
     app::{App, Uses},
@@ -22,6 +21,27 @@ use crate::{
 
 /// What these handlers' functions build at cold start: the database and token verification.
 pub const USES: Uses = Uses::Tokens;
+
+/// The `POST .../tasks` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTask {
+    title: Title,
+    #[serde(default)]
+    description: Option<Description>,
+}
+
+/// The `PATCH .../tasks/{task_id}` body: any of the three, none of them `null`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskPatch {
+    #[serde(default, deserialize_with = "input::present")]
+    title: Option<Title>,
+    #[serde(default, deserialize_with = "input::present")]
+    description: Option<Description>,
+    #[serde(default, deserialize_with = "input::present")]
+    completed: Option<bool>,
+}
 
 #[derive(Serialize)]
 struct TaskList {
@@ -83,15 +103,8 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
 pub async fn create(app: &App, req: Request) -> Response<Body> {
     http::serve("create_task", req, |req| async move {
         let user = http::authenticate(app.verifier()?, &req).await?;
-        let body = json_body(app, &req, &["title", "description"])?;
-        let title = match body.get("title") {
-            None => return Err(InputError::field("title", "is required").into()),
-            Some(value) => parse_title(value)?,
-        };
-        let description = match body.get("description") {
-            None | Some(Value::Null) => Description::default(),
-            Some(value) => parse_description(value)?,
-        };
+        let NewTask { title, description } = json_body(app, &req)?;
+        let description = description.unwrap_or_default();
         let client = app.db.get().await?;
         let outcome =
             db::tasks::add(&client, &user, title.as_str(), description.as_str(), None).await?;
@@ -110,14 +123,11 @@ pub async fn update(app: &App, req: Request) -> Response<Body> {
     http::serve("update_task", req, |req| async move {
         let user = http::authenticate(app.verifier()?, &req).await?;
         let id = task_id(&req)?;
-        let body = json_body(app, &req, &["title", "description", "completed"])?;
-        let title = body.get("title").map(parse_title).transpose()?;
-        let description = body.get("description").map(parse_description).transpose()?;
-        let completed = match body.get("completed") {
-            None => None,
-            Some(Value::Bool(done)) => Some(*done),
-            Some(_) => return Err(InputError::field("completed", "must be true or false").into()),
-        };
+        let TaskPatch {
+            title,
+            description,
+            completed,
+        } = json_body(app, &req)?;
         if title.is_none() && description.is_none() && completed.is_none() {
             return Err(InputError::field(
                 "body",
@@ -164,26 +174,10 @@ pub async fn delete(app: &App, req: Request) -> Response<Body> {
     .await
 }
 
-/// The body as a JSON object with only `allowed` keys, within the size limit.
-fn json_body(app: &App, req: &Request, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
+/// The body, within the size limit, as the fields `T` declares.
+fn json_body<T: serde::de::DeserializeOwned>(app: &App, req: &Request) -> Result<T, ApiError> {
     let body = http::body(req, app.config.max_body_bytes)?;
-    Ok(input::json_object(body, allowed)?)
-}
-
-fn parse_title(value: &Value) -> Result<Title, InputError> {
-    match value {
-        Value::String(raw) => Title::parse(raw).map_err(|r| InputError::field("title", r)),
-        _ => Err(InputError::field("title", "must be a string")),
-    }
-}
-
-fn parse_description(value: &Value) -> Result<Description, InputError> {
-    match value {
-        Value::String(raw) => {
-            Description::parse(raw).map_err(|r| InputError::field("description", r))
-        }
-        _ => Err(InputError::field("description", "must be a string")),
-    }
+    Ok(input::json(body)?)
 }
 
 /// The `{task_id}` path parameter: a positive whole number.

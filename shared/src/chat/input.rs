@@ -1,7 +1,7 @@
 //! What a chat request carries, parsed once at the edge: the message, the conversation it
 //! continues, and the client's idempotency key.
 
-use serde_json::Value;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::input::{self, InputError};
@@ -10,26 +10,23 @@ use crate::input::{self, InputError};
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// A message the user sent: trimmed, 1..=2000 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct MessageText(String);
 
 impl MessageText {
-    /// Trims `raw` and checks its length.
-    pub fn parse(raw: &str) -> Result<Self, InputError> {
+    /// Trims `raw` and checks its length; the error says what is wrong.
+    pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim_matches(is_blank);
         // Postgres text cannot hold NUL.
         if trimmed.contains('\0') {
-            return Err(InputError::field(
-                "message",
-                "must not contain NUL characters",
-            ));
+            return Err("must not contain NUL characters".into());
         }
         match trimmed.chars().count() {
-            0 => Err(InputError::field("message", "must not be empty")),
-            n if n > MAX_MESSAGE_CHARS => Err(InputError::field(
-                "message",
-                format!("must be at most {MAX_MESSAGE_CHARS} characters"),
-            )),
+            0 => Err("must not be empty".into()),
+            n if n > MAX_MESSAGE_CHARS => {
+                Err(format!("must be at most {MAX_MESSAGE_CHARS} characters"))
+            }
             _ => Ok(Self(trimmed.to_owned())),
         }
     }
@@ -40,6 +37,13 @@ impl MessageText {
     }
 }
 
+impl TryFrom<String> for MessageText {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
 /// Whitespace as JSON Schema's `\s` (ECMAScript) defines it, so that the contract's
 /// "at least one non-blank character" and the server agree on every input.
 fn is_blank(c: char) -> bool {
@@ -47,40 +51,20 @@ fn is_blank(c: char) -> bool {
 }
 
 /// A validated `POST .../chat` body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// What the user said.
     pub message: MessageText,
     /// The conversation to continue, or `None` to start one.
+    #[serde(default, deserialize_with = "input::uuid_or_null")]
     pub conversation_id: Option<Uuid>,
 }
 
 impl ChatRequest {
     /// Parses `{"message": string, "conversation_id": uuid | null}`; unknown fields are refused.
     pub fn parse(body: &[u8]) -> Result<Self, InputError> {
-        let object = input::json_object(body, &["message", "conversation_id"])?;
-        let message = match object.get("message") {
-            Some(Value::String(s)) => MessageText::parse(s)?,
-            Some(_) => return Err(InputError::field("message", "must be a string")),
-            None => return Err(InputError::field("message", "is required")),
-        };
-        let conversation_id = match object.get("conversation_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(
-                Uuid::parse_str(s)
-                    .map_err(|_| InputError::field("conversation_id", "must be a UUID"))?,
-            ),
-            Some(_) => {
-                return Err(InputError::field(
-                    "conversation_id",
-                    "must be a UUID string or null",
-                ));
-            }
-        };
-        Ok(Self {
-            message,
-            conversation_id,
-        })
+        input::json(body)
     }
 }
 
