@@ -5,6 +5,8 @@
 //! Needs `BENCH_DATABASE_URL` (a server with pg_stat_statements loaded, which `make bench`
 //! starts) and the release function binaries in `target/release` (`make bench` builds them).
 
+// The tests' stand-in for the Lambda Runtime API, shared so both start functions alike.
+#[path = "../../tests/api/runtime_api.rs"]
 mod runtime;
 mod watch;
 

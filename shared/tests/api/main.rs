@@ -4,6 +4,7 @@
 mod agent;
 mod auth;
 mod chat;
+mod concurrency;
 mod contract;
 mod conversations;
 mod dev_server;
@@ -13,6 +14,7 @@ mod journal;
 mod outage;
 mod reliability;
 mod retention;
+mod runtime_api;
 mod security;
 mod streaming;
 mod tasks;

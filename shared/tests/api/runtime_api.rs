@@ -1,5 +1,6 @@
-//! A stand-in for the Lambda Runtime API on loopback, so a release function binary can be
-//! started and invoked exactly as Lambda does: it polls `next`, answers `response`.
+//! A stand-in for the Lambda Runtime API on loopback, so a function binary can be started
+//! and invoked exactly as Lambda does: it polls `next` (several polls at once when it serves
+//! several invocations), answers `response`. Shared by the tests and the benchmark.
 
 use std::{
     collections::VecDeque,
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub struct Answer {
     /// When the runtime API received it.
+    #[allow(dead_code, reason = "the benchmark times answers by it; the tests do not")]
     pub at: Instant,
     /// `response` or `error`.
     pub ok: bool,
