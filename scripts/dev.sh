@@ -16,6 +16,9 @@ export BETTER_AUTH_SECRET=${BETTER_AUTH_SECRET:-dev-secret-change-me-dev-secret-
 port=${DEV_PORT:-9000}
 web_port=${WEB_PORT:-8080}
 demo_port=${DEMO_LLM_PORT:-9100}
+# Lambda scales out: each function may run this many instances, so two tabs or two users are
+# never served one after another.
+instances=${DEV_INSTANCES:-3}
 
 if [ -z "${DATABASE_URL:-}" ]; then
   server=$(scripts/pg.sh start dev 54329)
@@ -71,4 +74,5 @@ curl -N http://localhost:$port/api/demo-user/chat \\
 
 EOT
 # --disable-cors: the emulator's own permissive CORS would hide what the functions answer.
-exec cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$port"
+exec cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$port" \
+  --concurrency "$instances"

@@ -268,9 +268,10 @@ mod tests {
     /// Settings read outside `Config`: the logs' (telemetry.rs) and `make dev`'s own
     /// (scripts/dev.sh).
     const LOG_SETTINGS: [&str; 3] = ["RUST_LOG", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT"];
-    const READ_ELSEWHERE: [&str; 6] = [
+    const READ_ELSEWHERE: [&str; 7] = [
         "DEV_PORT",
         "WEB_PORT",
+        "DEV_INSTANCES",
         "DEMO_LLM",
         "DEMO_LLM_PORT",
         "DEMO_LLM_PACE_MS",

@@ -2,20 +2,10 @@
 //! Lambda Managed Instances), a function serves them at once, and each stays its own: the
 //! real chat binary under a stand-in Runtime API.
 
-use std::{
-    process::Stdio,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
-
-use axum::{Router, body::Bytes, extract::State, response::IntoResponse, routing::post};
-use tokio::sync::watch;
+use std::{process::Stdio, time::Duration};
 
 use crate::{
-    helpers::{SECRET, TestApp, workspace},
+    helpers::{Rendezvous, SECRET, TestApp, workspace},
     runtime_api::RuntimeApi,
 };
 
@@ -91,65 +81,4 @@ fn chat_event(user: &str) -> String {
         .unwrap()
         .replace("REPLACE_WITH_A_TOKEN_FOR_demo-user", &token)
         .replace("demo-user", user)
-}
-
-/// The demo model behind a rendezvous: no call is answered until `expected` calls have been
-/// waiting at the same time (or 10 s have passed), and the most seen at once is recorded.
-struct Rendezvous {
-    url: String,
-    most: watch::Receiver<usize>,
-}
-
-#[derive(Clone)]
-struct Meeting {
-    waiting: Arc<AtomicUsize>,
-    most: Arc<watch::Sender<usize>>,
-    expected: usize,
-}
-
-impl Rendezvous {
-    async fn start(expected: usize) -> Self {
-        let (most, seen) = watch::channel(0);
-        let meeting = Meeting {
-            waiting: Arc::default(),
-            most: Arc::new(most),
-            expected,
-        };
-        let router = Router::new()
-            .route("/chat/completions", post(meet))
-            .with_state(meeting);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { url, most: seen }
-    }
-
-    fn most_at_once(&self) -> usize {
-        *self.most.borrow()
-    }
-}
-
-async fn meet(State(meeting): State<Meeting>, body: Bytes) -> impl IntoResponse {
-    let now = meeting.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-    meeting.most.send_if_modified(|most| {
-        let more = now > *most;
-        *most = (*most).max(now);
-        more
-    });
-    let mut seen = meeting.most.subscribe();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        seen.wait_for(|most| *most >= meeting.expected),
-    )
-    .await;
-    meeting.waiting.fetch_sub(1, Ordering::SeqCst);
-
-    let request = demo_llm::wire::Request::parse(&body).unwrap();
-    let step = demo_llm::model::next_step(&request.messages);
-    if request.stream {
-        let frames = demo_llm::wire::chunks(&request, &step).concat();
-        ([("content-type", "text/event-stream")], frames).into_response()
-    } else {
-        axum::Json(demo_llm::wire::completion(&request, &step)).into_response()
-    }
 }

@@ -11,13 +11,16 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Bouncer, SECRET, TestApp, completion, connect, free_port, fresh_database, tool_calls, workspace,
+    Bouncer, Rendezvous, SECRET, TestApp, completion, connect, free_port, fresh_database,
+    tool_calls, workspace,
 };
 
 /// Which model `make dev` is started with.
 enum DevLlm<'a> {
     /// The harness' LLM mock, as a configured provider.
     Mock(&'a TestApp),
+    /// A model served at this base URL, as a configured provider.
+    At(&'a str),
     /// No LLM settings at all: `make dev` starts its built-in demo model.
     Demo,
     /// No LLM settings and `DEMO_LLM=off`: like a deployed function without a provider.
@@ -66,6 +69,9 @@ impl DevServer {
         match llm {
             DevLlm::Mock(harness) => command
                 .env("LLM_BASE_URL", harness.llm.uri())
+                .env("LLM_API_KEY", "test-key"),
+            DevLlm::At(url) => command
+                .env("LLM_BASE_URL", url)
                 .env("LLM_API_KEY", "test-key"),
             DevLlm::Demo => &mut command,
             DevLlm::Off => command.env("DEMO_LLM", "off"),
@@ -302,6 +308,26 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
     assert_eq!(tasks, 1);
 
     contract_fuzzing_finds_nothing(base, token, workspace()).await;
+}
+
+#[tokio::test]
+#[ignore = "builds and starts `make dev`; `make test` runs it"]
+async fn make_dev_serves_two_tabs_at_once_as_lambda_scales_out() {
+    let database_url = fresh_database().await;
+    let model = Rendezvous::start(2).await;
+    let server = DevServer::start(DevLlm::At(&model.url), &database_url).await;
+    let body = json!({"message": "Add a task to buy milk"});
+
+    let (first, second) = tokio::join!(
+        chat_over_http(&server, body.clone()),
+        chat_over_http(&server, body)
+    );
+
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(second.0, 200, "{}", second.1);
+    assert_ne!(first.1["conversation_id"], second.1["conversation_id"]);
+    // Served one after the other, the first turn would have waited at the model alone.
+    assert_eq!(model.most_at_once(), 2);
 }
 
 /// One chat turn over HTTP as `demo-user`; returns the status and the JSON body.

@@ -783,3 +783,76 @@ pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     ));
     (sink, guard)
 }
+
+/// The demo model behind a rendezvous: no call is answered until `expected` calls have been
+/// waiting at the same time (or 10 s have passed), and the most seen at once is recorded.
+pub struct Rendezvous {
+    /// Its base URL.
+    pub url: String,
+    most: tokio::sync::watch::Receiver<usize>,
+}
+
+#[derive(Clone)]
+struct Meeting {
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<tokio::sync::watch::Sender<usize>>,
+    expected: usize,
+}
+
+impl Rendezvous {
+    /// Serves on a free loopback port.
+    pub async fn start(expected: usize) -> Self {
+        let (most, seen) = tokio::sync::watch::channel(0);
+        let meeting = Meeting {
+            waiting: Arc::default(),
+            most: Arc::new(most),
+            expected,
+        };
+        let router = axum::Router::new()
+            .route("/chat/completions", axum::routing::post(meet))
+            .with_state(meeting);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, most: seen }
+    }
+
+    /// The most calls that were waiting at once.
+    pub fn most_at_once(&self) -> usize {
+        *self.most.borrow()
+    }
+}
+
+async fn meet(
+    axum::extract::State(meeting): axum::extract::State<Meeting>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let now = meeting
+        .waiting
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    meeting.most.send_if_modified(|most| {
+        let more = now > *most;
+        *most = (*most).max(now);
+        more
+    });
+    let mut seen = meeting.most.subscribe();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        seen.wait_for(|most| *most >= meeting.expected),
+    )
+    .await;
+    meeting
+        .waiting
+        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+
+    let request = demo_llm::wire::Request::parse(&body).unwrap();
+    let step = demo_llm::model::next_step(&request.messages);
+    if request.stream {
+        let frames = demo_llm::wire::chunks(&request, &step).concat();
+        ([("content-type", "text/event-stream")], frames).into_response()
+    } else {
+        axum::Json(demo_llm::wire::completion(&request, &step)).into_response()
+    }
+}

@@ -21,7 +21,10 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub struct Answer {
     /// When the runtime API received it.
-    #[allow(dead_code, reason = "the benchmark times answers by it; the tests do not")]
+    #[allow(
+        dead_code,
+        reason = "the benchmark times answers by it; the tests do not"
+    )]
     pub at: Instant,
     /// `response` or `error`.
     pub ok: bool,
