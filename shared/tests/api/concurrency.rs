@@ -19,22 +19,12 @@ async fn a_function_serves_as_many_turns_at_once_as_the_platform_allows() {
     let model = Rendezvous::start(AT_ONCE).await;
     let mut runtime = RuntimeApi::start().await;
     let users: Vec<String> = (0..AT_ONCE).map(|i| format!("user-{i}")).collect();
-    let _chat = start_chat(&runtime, &app.database_url, &model.url);
+    let _chat = start_chat(&runtime, &app.database_url, &model.url, AT_ONCE);
 
-    runtime.push(users.iter().map(|user| chat_event(user)));
-    let mut answers = Vec::new();
-    for _ in 0..AT_ONCE {
-        answers.push(runtime.answer().await);
-    }
+    runtime.push(users.iter().map(|user| chat_event(user, None)));
+    let statuses = statuses(&mut runtime, AT_ONCE).await;
 
-    for answer in &answers {
-        assert!(answer.ok, "{}", answer.body);
-        assert!(
-            answer.body.contains("\"statusCode\":200"),
-            "{}",
-            answer.body
-        );
-    }
+    assert_eq!(statuses, [200; AT_ONCE]);
     // Served one at a time, the first turn would have waited at the model alone.
     assert_eq!(model.most_at_once(), AT_ONCE);
     for user in &users {
@@ -44,9 +34,56 @@ async fn a_function_serves_as_many_turns_at_once_as_the_platform_allows() {
     assert_eq!(app.count("messages").await, 2 * AT_ONCE as i64);
 }
 
+#[tokio::test]
+#[ignore = "builds and starts the chat binary; run in make test's serial step"]
+async fn a_second_turn_on_a_busy_conversation_is_refused_while_other_turns_run() {
+    let app = TestApp::spawn().await;
+    app.llm_replies("hello").await;
+    let busy = app.start_conversation("bob", "hi").await;
+    let model = Rendezvous::start(2).await;
+    let mut runtime = RuntimeApi::start().await;
+    let _chat = start_chat(&runtime, &app.database_url, &model.url, 3);
+
+    runtime.push([
+        chat_event("alice", None),
+        chat_event("bob", Some(&busy)),
+        chat_event("bob", Some(&busy)),
+    ]);
+    let statuses = statuses(&mut runtime, 3).await;
+
+    // The two turns on different conversations ran side by side; bob's second one found
+    // his conversation taken, as it would on two instances.
+    assert_eq!(statuses, [200, 200, 409]);
+    assert_eq!(model.most_at_once(), 2);
+    assert_eq!(app.messages(&busy).await.len(), 4);
+}
+
+/// The HTTP statuses of the next `n` answers, in ascending order.
+async fn statuses(runtime: &mut RuntimeApi, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let answer = runtime.answer().await;
+        assert!(answer.ok, "{}", answer.body);
+        // A streamed answer's prelude: {"statusCode":200,"headers":...}
+        let status = answer
+            .body
+            .split_once("\"statusCode\":")
+            .and_then(|(_, rest)| rest.get(..3)?.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {}", answer.body));
+        statuses.push(status);
+    }
+    statuses.sort();
+    statuses
+}
+
 /// `cargo build -p chat`, then the binary started as Lambda Managed Instances would, allowed
-/// [`AT_ONCE`] invocations at a time.
-fn start_chat(runtime: &RuntimeApi, database_url: &str, llm: &str) -> tokio::process::Child {
+/// `at_once` invocations at a time.
+fn start_chat(
+    runtime: &RuntimeApi,
+    database_url: &str,
+    llm: &str,
+    at_once: usize,
+) -> tokio::process::Child {
     let built = std::process::Command::new(env!("CARGO"))
         .args(["build", "--quiet", "-p", "chat"])
         .current_dir(workspace())
@@ -62,7 +99,7 @@ fn start_chat(runtime: &RuntimeApi, database_url: &str, llm: &str) -> tokio::pro
         .env("AWS_LAMBDA_FUNCTION_NAME", "chat")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_MAX_CONCURRENCY", AT_ONCE.to_string())
+        .env("AWS_LAMBDA_MAX_CONCURRENCY", at_once.to_string())
         .env("DATABASE_URL", database_url)
         .env("BETTER_AUTH_SECRET", SECRET)
         .env("LLM_BASE_URL", llm)
@@ -74,11 +111,17 @@ fn start_chat(runtime: &RuntimeApi, database_url: &str, llm: &str) -> tokio::pro
         .expect("the chat binary starts")
 }
 
-/// The sample chat event (`events/chat.json`: "Add a task to buy milk"), sent by `user`.
-fn chat_event(user: &str) -> String {
+/// The sample chat event (`events/chat.json`: "Add a task to buy milk"), sent by `user`, in
+/// a new conversation or in `conversation`.
+fn chat_event(user: &str, conversation: Option<&str>) -> String {
     let token = todo_chat::auth::issue_hs256(SECRET.as_bytes(), user, Duration::from_secs(600));
+    let continued = conversation.map_or("null".to_owned(), |id| format!("\\\"{id}\\\""));
     std::fs::read_to_string(workspace().join("events/chat.json"))
         .unwrap()
         .replace("REPLACE_WITH_A_TOKEN_FOR_demo-user", &token)
         .replace("demo-user", user)
+        .replace(
+            "\\\"conversation_id\\\": null",
+            &format!("\\\"conversation_id\\\": {continued}"),
+        )
 }

@@ -312,22 +312,37 @@ async fn serves_every_endpoint_via(functions_url: &str, direct_url: &str, env: &
 
 #[tokio::test]
 #[ignore = "builds and starts `make dev`; `make test` runs it"]
-async fn make_dev_serves_two_tabs_at_once_as_lambda_scales_out() {
+async fn make_dev_serves_two_users_streamed_turns_at_once_as_lambda_scales_out() {
     let database_url = fresh_database().await;
     let model = Rendezvous::start(2).await;
     let server = DevServer::start(DevLlm::At(&model.url), &database_url).await;
-    let body = json!({"message": "Add a task to buy milk"});
 
-    let (first, second) = tokio::join!(
-        chat_over_http(&server, body.clone()),
-        chat_over_http(&server, body)
+    let (alice, bob) = tokio::join!(
+        streamed_chat_over_http(&server, "alice", "Add a task to buy milk"),
+        streamed_chat_over_http(&server, "bob", "Add a task to buy bread")
     );
 
-    assert_eq!(first.0, 200, "{}", first.1);
-    assert_eq!(second.0, 200, "{}", second.1);
-    assert_ne!(first.1["conversation_id"], second.1["conversation_id"]);
+    for (status, stream) in [&alice, &bob] {
+        assert_eq!(*status, 200, "{stream}");
+        assert!(stream.contains(r#""type":"finish""#), "{stream}");
+    }
     // Served one after the other, the first turn would have waited at the model alone.
     assert_eq!(model.most_at_once(), 2);
+}
+
+/// One streamed chat turn over HTTP as `user` (a token signed like Better Auth's); returns
+/// the status and the whole UI message stream.
+async fn streamed_chat_over_http(server: &DevServer, user: &str, message: &str) -> (u16, String) {
+    let token = todo_chat::auth::issue_hs256(SECRET.as_bytes(), user, Duration::from_secs(600));
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/{user}/chat", server.base))
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// One chat turn over HTTP as `demo-user`; returns the status and the JSON body.
