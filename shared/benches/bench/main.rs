@@ -30,6 +30,10 @@ const SECRET: &str = "bench-secret-bench-secret-bench-secret";
 const USER: &str = "bench-user";
 const WARM_UP: usize = 20;
 const TURNS: usize = 200;
+/// Pause of the paced demo model before each streamed chunk, as a real model writes.
+const MODEL_PACE_MS: u64 = 100;
+/// How many turns run at once in the concurrency rows.
+const CONCURRENT: [usize; 3] = [1, 10, 50];
 const FUNCTIONS: [&str; 5] = [
     "chat",
     "list-conversations",
@@ -91,6 +95,9 @@ async fn main() {
     }
     if runs("cold_starts") {
         bench.cold_starts_and_memory().await;
+    }
+    if runs("concurrency") {
+        bench.concurrent_turns().await;
     }
     if runs("sizes") {
         bench.sizes();
@@ -340,25 +347,40 @@ impl Bench {
         eprintln!("chat turn overhead, over HTTP through cargo lambda watch (release build)");
         let served =
             watch::Watch::start(&workspace(), &service_env(&self.database_url, &self.llm)).await;
-        let http = reqwest::Client::new();
         let url = format!("{}/api/{USER}/chat", served.base);
-        for (scenario, message, conversation) in scenarios {
-            let body = json!({"message": message, "conversation_id": conversation});
-            let samples = sample_turns(|| async {
-                let response = http
-                    .post(&url)
-                    .bearer_auth(&self.token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-                response.bytes().await.unwrap();
-            })
-            .await;
-            self.latency_row(format!("chat turn over HTTP, {scenario}"), samples, false);
+        // cargo-lambda's invoke server leaves Nagle's algorithm on, so on a kept-alive
+        // connection every answer waits for the client's delayed ACK (about 40 ms; see
+        // docs/upstream/cargo-lambda-tcp-nodelay.md). A fresh connection starts in quick-ACK
+        // mode and measures the product; the stock keep-alive figure stays beside it.
+        let clients = [
+            ("over HTTP", reqwest::Client::new()),
+            (
+                "over HTTP, fresh connection",
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap(),
+            ),
+        ];
+        for (how, http) in &clients {
+            for (scenario, message, conversation) in scenarios {
+                let body = json!({"message": message, "conversation_id": conversation});
+                let samples = sample_turns(|| async {
+                    let response = http
+                        .post(&url)
+                        .bearer_auth(&self.token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.bytes().await.unwrap();
+                })
+                .await;
+                self.latency_row(format!("chat turn {how}, {scenario}"), samples, false);
+            }
+            self.streamed_over_http(http, how, &url).await;
         }
-        self.streamed_over_http(&http, &url).await;
     }
 
     /// Time to the first byte and to the first text delta of a streamed plain turn (the mock
@@ -395,8 +417,8 @@ impl Bench {
     }
 
     /// Like [`streamed_in_process`](Self::streamed_in_process), through `cargo lambda watch`.
-    async fn streamed_over_http(&mut self, http: &reqwest::Client, url: &str) {
-        eprintln!("streamed chat turn, over HTTP through cargo lambda watch");
+    async fn streamed_over_http(&mut self, http: &reqwest::Client, how: &str, url: &str) {
+        eprintln!("streamed chat turn, {how} through cargo lambda watch");
         let body = json!({"message": "hello there", "conversation_id": null});
         let mut firsts = Vec::new();
         for run in 0..WARM_UP + TURNS {
@@ -418,7 +440,7 @@ impl Bench {
                 firsts.push(first);
             }
         }
-        self.first_event_rows("streamed chat turn over HTTP", firsts, false);
+        self.first_event_rows(&format!("streamed chat turn {how}"), firsts, false);
     }
 
     /// p50 / p90 / p99 rows of the first byte and the first text delta; only in-process
@@ -723,6 +745,17 @@ impl Bench {
 
     /// The release binary of `function`, started as Lambda would against a runtime API.
     fn spawn(&self, function: &str, runtime: &runtime::RuntimeApi) -> tokio::process::Child {
+        self.spawn_with(function, runtime, &self.llm, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), against the model at `llm`, with more settings.
+    fn spawn_with(
+        &self,
+        function: &str,
+        runtime: &runtime::RuntimeApi,
+        llm: &str,
+        env: &[(&str, String)],
+    ) -> tokio::process::Child {
         let binary = bin_dir().join(function);
         tokio::process::Command::new(&binary)
             .env_clear()
@@ -730,7 +763,8 @@ impl Bench {
             .env("AWS_LAMBDA_FUNCTION_NAME", function)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .envs(service_env(&self.database_url, &self.llm))
+            .envs(service_env(&self.database_url, llm))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -804,19 +838,87 @@ impl Bench {
             let answer = runtime.answer().await;
             assert!(answer.ok, "chat failed: {}", answer.body);
         }
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap();
-        let peak_kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        let peak_mib = peak_kib as f64 / 1024.0;
+        let peak_mib = peak_memory_mib(child.id().unwrap());
         self.row(
             "peak resident memory, chat, after 1000 turns",
             format!("{peak_mib:.1} MiB"),
             "≤ 20 MiB",
             Some(peak_mib <= 20.0),
+        );
+    }
+
+    /// N streamed turns at once in one chat process (`AWS_LAMBDA_MAX_CONCURRENCY` = N),
+    /// against the demo model paced as a real model writes: the batch's wall time, the
+    /// process's peak memory and its CPU time per turn.
+    async fn concurrent_turns(&mut self) {
+        eprintln!("concurrent streamed turns in one chat process (paced model)");
+        let paced = demo_llm::server::spawn(Duration::from_millis(MODEL_PACE_MS));
+        let event = self
+            .event("chat")
+            .replace("application/json\"", "text/event-stream\"");
+        assert!(
+            event.contains("text/event-stream"),
+            "the chat event asks for JSON"
+        );
+        let mut figures = Vec::new();
+        for n in CONCURRENT {
+            let mut runtime = runtime::RuntimeApi::start().await;
+            let at_once = [("AWS_LAMBDA_MAX_CONCURRENCY", n.to_string())];
+            let child = self.spawn_with("chat", &runtime, &paced, &at_once);
+            let pid = child.id().unwrap();
+            // A first turn opens the connection and warms what a cold start builds lazily.
+            runtime.push([event.clone()]);
+            assert!(runtime.answer().await.ok);
+
+            let cpu_before = cpu_time(pid);
+            let started = Instant::now();
+            runtime.push(std::iter::repeat_n(event.clone(), n));
+            for _ in 0..n {
+                let answer = runtime.answer().await;
+                assert!(answer.ok, "chat failed: {}", answer.body);
+                assert!(answer.body.contains("text-delta"), "{}", answer.body);
+            }
+            let wall = started.elapsed();
+            let cpu_per_turn = (cpu_time(pid) - cpu_before) / n as u32;
+            figures.push(Batch {
+                n,
+                wall,
+                peak_mib: peak_memory_mib(pid),
+                cpu_per_turn,
+            });
+            drop(child);
+        }
+        let (one, most) = (&figures[0], &figures[figures.len() - 1]);
+        let (one_wall, one_peak) = (one.wall, one.peak_mib);
+        let (most, most_wall, most_peak, most_cpu) =
+            (most.n, most.wall, most.peak_mib, most.cpu_per_turn);
+        let list =
+            |f: &dyn Fn(&Batch) -> String| figures.iter().map(f).collect::<Vec<_>>().join(" / ");
+        let counts = list(&|b| b.n.to_string());
+        self.row(
+            format!("{counts} streamed turns at once in one chat process: wall time of the batch (one turn alone: {}, paced model)", ms(one_wall)),
+            list(&|b| ms(b.wall)),
+            &format!("{most} at once within 1.5x of one"),
+            Some(most_wall.as_secs_f64() <= 1.5 * one_wall.as_secs_f64()),
+        );
+        self.row(
+            format!("{counts} streamed turns at once: peak resident memory of the process"),
+            list(&|b| format!("{:.1} MiB", b.peak_mib)),
+            "",
+            None,
+        );
+        let per_turn = (most_peak - one_peak) / (most - 1) as f64 * 1024.0;
+        self.row(
+            "memory per concurrent turn (peak with the most at once, less one alone)",
+            format!("{per_turn:.0} KiB"),
+            "",
+            None,
+        );
+        self.row(
+            format!("CPU time per turn (user + system), {most} at once"),
+            ms(most_cpu),
+            "",
+            None,
         );
     }
 
@@ -903,12 +1005,23 @@ const NOTES: &str = "
   Sequential turns, 20 warm-up turns, then 200 measured. The LLM mock runs on its own thread.
 - **Over HTTP**: the same turns sent with reqwest to `cargo lambda watch --release`, which adds
   its own HTTP-to-Runtime-API hop; this is the local development path, not API Gateway's, so
-  it has no target.
+  it has no target. Measured twice: on one kept-alive connection (what a browser does), where
+  stock cargo-lambda adds about 40 ms to every answer (its invoke server does not set
+  `TCP_NODELAY`, so the answer's later writes wait for the client's delayed ACK; see
+  `docs/upstream/cargo-lambda-tcp-nodelay.md`), and on a fresh connection per request, which
+  starts in quick-ACK mode and so measures the product and the emulator's own hop.
 - **Streamed turns**: the plain turn again, with `Accept: text/event-stream`: in process the
   streaming handler's body is read frame by frame, over HTTP reqwest reads the chunks; time
   to the first byte of the body (the `start` chunk, sent once the turn is admitted and its
   user message stored) and to the first `text-delta` (after the model's first chunk, which
   the mock sends at once), each read to the end of the stream.
+- **Concurrent turns**: the release chat binary under the Runtime API stand-in with
+  `AWS_LAMBDA_MAX_CONCURRENCY` = N, against the demo model paced 100 ms before each streamed
+  chunk (a streamed \"add a task\" turn then takes about 2.5 s, two model rounds). After one
+  warm-up turn, N turns are handed out at once; the row gives the time until the last
+  answer, the process's peak resident memory (`VmHWM`) and its CPU time over all threads
+  (`schedstat`) divided by N. Memory per concurrent turn is the 50-turn peak less the 1-turn
+  peak, over 49.
 - **Round trips**: statements the server executed per request, from `pg_stat_statements`
   (reset before each scenario, averaged over 20 requests). Every write of a turn is one
   statement (CTEs), so statements equal round trips. A pooled connection idle for over a
@@ -977,18 +1090,13 @@ const NOTES: &str = "
 - Zip sizes: the chat zip reached 4.02 MB (the journal, the bounded client, schemars) and is
   back under budget because logs are filtered with tracing's `Targets` instead of
   `EnvFilter`, which took a regex engine into every binary, and schemars left the binary.
-- Turn redesign (this round): each function now builds only what its handler uses
-  (`app::Uses`). The row \"app built at cold start\" measures that side by side in one
-  process: the database-only build and the full one differ by about 0.5 ms of about 30 ms;
-  the rest is the TLS connector (the CA store, loaded once per cold start), which every
-  function needs for Postgres. On this round's VM every figure ran 2 to 3x slower than in the
-  previous round's, Postgres's own plan and execute times included (0.13 to 0.3 to 0.5 ms for
-  a new conversation's statements), and varied by up to 50% between back-to-back runs. Two
-  interleaved pairs of runs, the previous round's release binaries (`BENCH_BIN_DIR`) against
-  this round's, gave cold-start medians within each other's noise: health 22.2 and 22.2 ms
-  before, 25.5 and 35.5 ms after; chat 44.9 and 36.3 ms before, 39.3 and 52.2 ms after. The
-  in-process turn rows miss their 2 ms target for the same reason; compare them with the
-  previous round's figures only on a quiet machine.
+- Turn redesign: each function builds only what its handler uses (`app::Uses`). The row
+  \"app built at cold start\" measures that side by side in one process: the database-only
+  build and the full one are within half a millisecond of each other (noise, run to run);
+  what they share, the TLS connector and its CA store, loaded once per cold start and needed
+  by every function for Postgres, is nearly all of it. Two interleaved pairs of cold-start
+  runs, the release binaries from before the redesign (`BENCH_BIN_DIR`) against these, gave
+  medians within each other's noise.
 
 ## What is left, and why
 
@@ -1075,6 +1183,35 @@ fn machine() -> String {
 
 /// The service's configuration, the same in process, under the runtime API and over HTTP:
 /// limits raised so that the benchmark's volume of turns is never refused.
+/// One batch of turns run at once in one process.
+struct Batch {
+    n: usize,
+    wall: Duration,
+    peak_mib: f64,
+    cpu_per_turn: Duration,
+}
+
+/// CPU time a process has used so far, all its threads (`/proc/PID/task/*/schedstat`, ns).
+fn cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// The process's peak resident memory so far (`VmHWM`), in MiB.
+fn peak_memory_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib as f64 / 1024.0
+}
+
 fn service_env(database_url: &str, llm: &str) -> Vec<(&'static str, String)> {
     vec![
         ("DATABASE_URL", database_url.to_owned()),
