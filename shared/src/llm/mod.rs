@@ -50,7 +50,8 @@ pub enum Message {
 /// A tool call as the model requests it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
-    /// The provider's id for the call.
+    /// The provider's id for the call (made up when the provider sends none).
+    #[serde(default)]
     pub id: String,
     /// Always `"function"`.
     #[serde(rename = "type", default = "function_kind")]
@@ -333,12 +334,17 @@ fn transport_error(e: reqwest::Error) -> LlmError {
 /// A completion from what the model said, refusing an answer with neither text nor tools.
 fn completion(
     content: Option<String>,
-    tool_calls: Vec<ToolCall>,
+    mut tool_calls: Vec<ToolCall>,
     usage: Option<Usage>,
 ) -> Result<Completion, LlmError> {
     let content = content.filter(|c| !c.trim().is_empty());
     if content.is_none() && tool_calls.is_empty() {
         return Err(LlmError::BadResponse("empty message".into()));
+    }
+    // Some providers (Gemini's OpenAI endpoint) leave call ids empty, but each tool result
+    // goes back paired with its call by id.
+    for call in tool_calls.iter_mut().filter(|call| call.id.is_empty()) {
+        call.id = format!("call_{}", uuid::Uuid::new_v4().simple());
     }
     Ok(Completion {
         content,

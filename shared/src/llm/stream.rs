@@ -2,13 +2,17 @@
 //! events whose text and tool-call fragments are assembled into one [`Completion`].
 //!
 //! Providers differ at the edges, so the reader accepts: comment lines (OpenRouter's
-//! `: OPENROUTER PROCESSING`), tool calls whose id and name arrive once and whose arguments
-//! arrive in pieces, keyed by `index` and possibly interleaved, no usage chunk, and a stream
-//! that closes after its finish reason without `data: [DONE]`. It refuses an error event and
-//! a stream that closes before the model finished.
+//! `: OPENROUTER PROCESSING`); tool calls whose id and name arrive once and whose arguments
+//! arrive in pieces, keyed by `index` and possibly interleaved; calls without `index` or
+//! `type` (a whole call in one chunk), with an id and name repeated in every chunk, with the
+//! same `index` for parallel calls of distinct ids (Ollama), or with empty ids (Gemini);
+//! `"tool_calls": null` and empty choice lists (Azure's filter results); no usage chunk; a
+//! stream that closes after its finish reason without `data: [DONE]`, and one that ends with
+//! `[DONE]` but never names a finish reason. It refuses an error event, an `error` object or
+//! `finish_reason: "error"` in a chunk, and a stream that closes before the model finished
+//! (neither a finish reason nor `[DONE]`).
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -41,13 +45,20 @@ struct ChunkChoice {
 #[derive(Deserialize, Default)]
 struct Delta {
     content: Option<String>,
-    #[serde(default)]
+    // Some providers send `null` on every delta, text answers included.
+    #[serde(default, deserialize_with = "null_as_empty")]
     tool_calls: Vec<ToolCallDelta>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ToolCallDelta>, D::Error> {
+    Ok(Option::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
 struct ToolCallDelta {
-    index: u32,
+    index: Option<u32>,
     id: Option<String>,
     function: Option<FunctionDelta>,
 }
@@ -62,9 +73,58 @@ struct FunctionDelta {
 #[derive(Default)]
 struct Assembly {
     content: String,
-    calls: BTreeMap<u32, (String, String, String)>,
+    /// The tool calls in the order they began.
+    calls: Vec<PartialCall>,
     usage: Option<Usage>,
     finished: bool,
+}
+
+/// A tool call as far as it has arrived.
+#[derive(Default)]
+struct PartialCall {
+    index: Option<u32>,
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl Assembly {
+    /// Which call a fragment belongs to: the call with its id; else, without an id, the
+    /// latest call with its `index`, or without either the latest call. A fragment without
+    /// an id that names a function begins a new call, unless it repeats the name of a call
+    /// whose arguments are still incomplete. Anything else starts a new call too.
+    fn call_for(&mut self, delta: &ToolCallDelta) -> &mut PartialCall {
+        let id = delta.id.as_deref().filter(|id| !id.is_empty());
+        let name = delta
+            .function
+            .as_ref()
+            .and_then(|f| f.name.as_deref())
+            .filter(|name| !name.is_empty());
+        let found = match (id, delta.index) {
+            (Some(id), _) => self.calls.iter().rposition(|call| call.id == id),
+            (None, Some(index)) => self
+                .calls
+                .iter()
+                .rposition(|call| call.index == Some(index)),
+            (None, None) => self.calls.len().checked_sub(1),
+        };
+        let found = found.filter(|&at| {
+            let call = &self.calls[at];
+            match name {
+                _ if id.is_some() || call.name.is_empty() => true,
+                None => true,
+                Some(name) => name == call.name && !is_json(&call.arguments),
+            }
+        });
+        let at = found.unwrap_or_else(|| {
+            self.calls.push(PartialCall {
+                index: delta.index,
+                ..PartialCall::default()
+            });
+            self.calls.len() - 1
+        });
+        &mut self.calls[at]
+    }
 }
 
 impl Assembly {
@@ -79,39 +139,53 @@ impl Assembly {
                 *spoke = true;
                 self.content.push_str(&text);
             }
-            for call in choice.delta.tool_calls {
-                let (id, name, arguments) = self.calls.entry(call.index).or_default();
-                if let Some(fragment) = call.id {
-                    id.push_str(&fragment);
+            for delta in choice.delta.tool_calls {
+                let call = self.call_for(&delta);
+                // The id and name are taken once (some providers repeat them in every chunk);
+                // only the arguments arrive in pieces.
+                if let Some(id) = delta.id.filter(|id| !id.is_empty() && call.id.is_empty()) {
+                    call.id = id;
                 }
-                if let Some(function) = call.function {
-                    name.push_str(function.name.as_deref().unwrap_or_default());
-                    arguments.push_str(function.arguments.as_deref().unwrap_or_default());
+                if let Some(function) = delta.function {
+                    if let Some(name) = function.name.filter(|_| call.name.is_empty()) {
+                        call.name = name;
+                    }
+                    call.arguments
+                        .push_str(function.arguments.as_deref().unwrap_or_default());
                 }
             }
             self.finished |= choice.finish_reason.is_some();
         }
     }
 
-    fn finish(self) -> Result<Completion, LlmError> {
-        if !self.finished {
+    /// The completion, once the stream has ended: `done` says it ended with `[DONE]`.
+    fn finish(self, done: bool) -> Result<Completion, LlmError> {
+        if !self.finished && !done {
             return Err(LlmError::Interrupted(
                 "stream ended before the answer".into(),
             ));
         }
         let mut tool_calls = Vec::with_capacity(self.calls.len());
-        for (id, name, arguments) in self.calls.into_values() {
-            if id.is_empty() || name.is_empty() {
-                return Err(LlmError::BadResponse("tool call without id or name".into()));
+        for call in self.calls {
+            if call.name.is_empty() {
+                return Err(LlmError::BadResponse("tool call without a name".into()));
             }
             tool_calls.push(ToolCall {
-                id,
+                id: call.id,
                 kind: "function".into(),
-                function: FunctionCall { name, arguments },
+                function: FunctionCall {
+                    name: call.name,
+                    arguments: call.arguments,
+                },
             });
         }
         completion(Some(self.content), tool_calls, self.usage)
     }
+}
+
+/// Whether `arguments` is already a whole JSON value.
+fn is_json(arguments: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(arguments).is_ok()
 }
 
 /// Reads `response` as a completion stream until `deadline`, failing when the provider is
@@ -132,6 +206,7 @@ pub(super) async fn read(
         .inspect(move |_| seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed))
         .eventsource();
     let mut assembly = Assembly::default();
+    let mut done = false;
     loop {
         let quiet_since = started + Duration::from_millis(last_bytes.load(Ordering::Relaxed));
         let wake = deadline.min(quiet_since.max(Instant::now()) + idle);
@@ -154,6 +229,7 @@ pub(super) async fn read(
         };
         let data = event.data.trim();
         if data == "[DONE]" {
+            done = true;
             break;
         }
         if event.event == "error" {
@@ -166,9 +242,18 @@ pub(super) async fn read(
         if let Some(error) = &chunk.error {
             return Err(LlmError::Interrupted(format!("provider error: {error}")));
         }
+        if chunk
+            .choices
+            .iter()
+            .any(|c| c.finish_reason.as_deref() == Some("error"))
+        {
+            return Err(LlmError::Interrupted(format!(
+                "provider finished with an error: {data}"
+            )));
+        }
         assembly.push(chunk, &mut on_text, spoke);
     }
-    assembly.finish()
+    assembly.finish(done)
 }
 
 #[cfg(test)]
@@ -191,7 +276,7 @@ mod tests {
                 assembly.push(chunk(value), &mut on_text, &mut spoke);
             }
         }
-        (assembly.finish(), pieces)
+        (assembly.finish(false), pieces)
     }
 
     #[test]
@@ -244,5 +329,139 @@ mod tests {
         let (completion, _) = assemble(vec![json!({"choices": [{"delta": {"tool_calls": [
             {"index": 0, "id": "c", "function": {"arguments": "{}"}}]}, "finish_reason": "tool_calls"}]})]);
         assert!(matches!(completion, Err(LlmError::BadResponse(_))));
+    }
+
+    /// What [`read`] makes of a whole streamed body.
+    async fn read_body(body: &str) -> Result<Completion, LlmError> {
+        let response = reqwest::Response::from(
+            lambda_http::http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body.to_owned())
+                .unwrap(),
+        );
+        let mut on_text = |_: &str| {};
+        let deadline = Instant::now() + Duration::from_secs(5);
+        read(
+            response,
+            deadline,
+            Duration::from_secs(5),
+            &mut on_text,
+            &mut false,
+        )
+        .await
+    }
+
+    fn frames(chunks: &[serde_json::Value], done: bool) -> String {
+        let mut body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        if done {
+            body.push_str("data: [DONE]\n\n");
+        }
+        body
+    }
+
+    fn calls(completion: Result<Completion, LlmError>) -> Vec<(String, String, String)> {
+        completion
+            .unwrap()
+            .tool_calls
+            .into_iter()
+            .map(|c| (c.id, c.function.name, c.function.arguments))
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_call_without_index_or_type_and_null_tool_calls_are_taken() {
+        let (completion, _) = assemble(vec![
+            json!({"choices": [{"delta": {"role": "assistant", "content": null, "tool_calls": null}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"id": "call_1", "function": {"name": "list_tasks", "arguments": "{}"}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": null}, "finish_reason": "tool_calls"}]}),
+        ]);
+        assert_eq!(
+            calls(completion),
+            [("call_1".into(), "list_tasks".into(), "{}".into())]
+        );
+    }
+
+    #[test]
+    fn an_id_and_name_repeated_in_every_chunk_are_taken_once() {
+        let (completion, _) = assemble(vec![
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"index": 0, "id": "c1", "function": {"name": "add_task", "arguments": "{\"title\":"}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"index": 0, "id": "c1", "function": {"name": "add_task", "arguments": "\"milk\"}"}}]}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        ]);
+        assert_eq!(
+            calls(completion),
+            [("c1".into(), "add_task".into(), r#"{"title":"milk"}"#.into())]
+        );
+    }
+
+    #[test]
+    fn parallel_calls_sharing_an_index_but_not_an_id_stay_apart() {
+        let (completion, _) = assemble(vec![
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"index": 0, "id": "a", "function": {"name": "add_task", "arguments": "{\"title\":\"milk\"}"}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"index": 0, "id": "b", "function": {"name": "add_task", "arguments": "{\"title\":\"eggs\"}"}}]}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        ]);
+        let calls = calls(completion);
+        assert_eq!(calls.len(), 2);
+        assert_eq!((calls[0].0.as_str(), calls[1].0.as_str()), ("a", "b"));
+        assert_eq!(calls[1].2, r#"{"title":"eggs"}"#);
+    }
+
+    #[test]
+    fn whole_calls_with_empty_ids_stay_apart_and_get_ids_of_their_own() {
+        let whole = |title: &str| {
+            json!({"choices": [{"delta": {"tool_calls": [{"id": "", "type": "function",
+                "function": {"name": "add_task", "arguments": format!("{{\"title\":\"{title}\"}}")}}]}}]})
+        };
+        let (completion, _) = assemble(vec![
+            whole("milk"),
+            whole("eggs"),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        ]);
+        let calls = calls(completion);
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0].2, r#"{"title":"milk"}"#);
+        assert_eq!(calls[1].2, r#"{"title":"eggs"}"#);
+        assert!(
+            !calls[0].0.is_empty() && calls[0].0 != calls[1].0,
+            "{calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_ending_with_done_needs_no_finish_reason_but_a_cut_one_does() {
+        let text = [
+            json!({"choices": [{"delta": {"content": "Hello"}}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}),
+        ];
+
+        let done = read_body(&frames(&text, true)).await;
+        let cut = read_body(&frames(&text, false)).await;
+
+        assert_eq!(done.unwrap().content.as_deref(), Some("Hello"));
+        assert!(matches!(cut, Err(LlmError::Interrupted(_))), "{cut:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_finish_or_error_object_in_a_chunk_is_a_retryable_failure() {
+        let finish = read_body(&frames(
+            &[json!({"choices": [{"delta": {"content": ""}, "finish_reason": "error"}]})],
+            true,
+        ))
+        .await;
+        let object = read_body(&frames(
+            &[json!({"error": {"message": "upstream overloaded", "code": 502}})],
+            true,
+        ))
+        .await;
+
+        for failed in [finish, object] {
+            assert!(matches!(&failed, Err(e) if e.is_transient()), "{failed:?}");
+        }
     }
 }

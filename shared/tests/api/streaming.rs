@@ -389,6 +389,61 @@ async fn a_stream_that_ends_after_its_finish_reason_without_done_or_usage_is_a_r
 }
 
 #[tokio::test]
+async fn a_tool_turn_in_a_lenient_providers_shape_runs_its_tool_once() {
+    // A whole call in one chunk without `index` or `type`, its id and name repeated in a
+    // later chunk, `"tool_calls": null` on every other delta, and no finish reason: only a
+    // usage chunk and `[DONE]`. Then a text answer in the same shape.
+    let bare = |call: Value| chunk(json!({"content": null, "tool_calls": [call]}), None);
+    let nothing = chunk(json!({"content": null, "tool_calls": null}), None);
+    let calls_a_tool = vec![
+        chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": null}),
+            None,
+        ),
+        bare(
+            json!({"id": "call_x", "function": {"name": "add_task", "arguments": "{\"title\": "}}),
+        ),
+        bare(
+            json!({"id": "call_x", "function": {"name": "add_task", "arguments": "\"buy milk\"}"}}),
+        ),
+        nothing.clone(),
+        usage(),
+        done(),
+    ];
+    let answers = vec![
+        chunk(
+            json!({"content": "Added buy milk.", "tool_calls": null}),
+            None,
+        ),
+        nothing,
+        usage(),
+        done(),
+    ];
+    let (app, llm) = app_over(vec![calls_a_tool, answers], &[]).await;
+
+    let streamed = app
+        .chat_stream("alice", json!({"message": "add buy milk"}), None)
+        .await;
+
+    assert_eq!(streamed.status, 200);
+    assert_eq!(streamed.types().last(), Some(&"finish"), "{}", streamed.raw);
+    assert_eq!(
+        app.tasks_of("alice").await,
+        [("buy milk".to_owned(), false)]
+    );
+    let stored = app.assistant_messages(&conversation_of(&streamed)).await;
+    assert_eq!(stored[0].1, "Added buy milk.");
+    assert_eq!(stored[0].2[0]["name"], "add_task");
+    // The model got the result paired with its call, under the id it gave.
+    let second = &llm.requests()[1]["messages"];
+    let tool = second.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (tool["role"].as_str(), tool["tool_call_id"].as_str()),
+        (Some("tool"), Some("call_x"))
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_stream_ends_at_the_idle_bound_with_heartbeats_meanwhile() {
     let script = vec![chunk(json!({"content": "Thinking"}), None), Step::Stall];
     let (app, _llm) = app_over(
