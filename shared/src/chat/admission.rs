@@ -38,8 +38,8 @@ pub struct Turn {
     pub(super) user_message_id: Uuid,
     pub(super) text: String,
     pub(super) new_conversation: bool,
-    /// The keyed turn whose tool calls are journaled; `None` without an idempotency key.
-    pub(super) journal: Option<Uuid>,
+    /// Whether the client sent an idempotency key, so the turn's tool calls are journaled.
+    pub(super) keyed: bool,
     /// Whether an earlier attempt may have journaled tool calls.
     pub(super) resumed: bool,
     pub(super) deadline: Instant,
@@ -62,6 +62,11 @@ impl Turn {
         self.assistant_message_id
     }
 
+    /// The turn whose tool calls are journaled: this one, when it is keyed.
+    pub(super) fn journal(&self) -> Option<Uuid> {
+        self.keyed.then_some(self.id)
+    }
+
     /// Where the user message is stored, for an error that must say so.
     pub(super) fn stored(&self) -> StoredUserMessage {
         StoredUserMessage {
@@ -80,7 +85,7 @@ impl Turn {
             user_message_id: Uuid::new_v4(),
             text: request.message.as_str().to_owned(),
             new_conversation: request.conversation_id.is_none(),
-            journal: keyed.then_some(id),
+            keyed,
             resumed: false,
             deadline,
             assistant_message_id: Uuid::new_v4(),
@@ -96,7 +101,7 @@ impl Turn {
             user_message_id: earlier.user_message_id,
             text: earlier.user_message,
             new_conversation: false,
-            journal: Some(earlier.id),
+            keyed: true,
             resumed: true,
             deadline,
             assistant_message_id: Uuid::new_v4(),

@@ -115,12 +115,12 @@ async fn run_agent(
         deadline: turn.deadline,
     };
     // Only a resumed turn pays for reading its journal, under the lease it now holds.
-    let recorded = match (turn.resumed, turn.journal) {
+    let recorded = match (turn.resumed, turn.journal()) {
         (true, Some(turn_id)) => db::turns::journal(client, turn_id).await?,
         _ => Vec::new(),
     };
     let journal = agent::Journal {
-        turn_id: turn.journal,
+        turn_id: turn.journal(),
         recorded,
     };
     let tools = TaskTools::new(client, user);
