@@ -20,11 +20,9 @@ pub const DEFAULT_LLM_MODEL: &str = "openai/gpt-4o-mini";
 pub struct Config {
     /// Postgres connection string (`sslmode=require` turns TLS on).
     pub database_url: String,
-    /// Invocations one process serves at once: `AWS_LAMBDA_MAX_CONCURRENCY`, which the
-    /// platform sets where it runs several (Lambda Managed Instances); 1 otherwise.
-    pub max_concurrency: u32,
-    /// Most connections one instance keeps open: by default one per concurrent invocation
-    /// (a turn holds its connection while the model thinks) and one to spare.
+    /// Most connections one instance keeps open: by default one per invocation it serves at
+    /// once (`AWS_LAMBDA_MAX_CONCURRENCY`, set by Lambda Managed Instances; 1 otherwise),
+    /// since a turn holds its connection while the model thinks, and one to spare.
     pub db_pool_size: usize,
     /// Bounds on acquiring a connection and on each statement.
     pub db_timeouts: Timeouts,
@@ -56,7 +54,6 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("max_concurrency", &self.max_concurrency)
             .field("db_pool_size", &self.db_pool_size)
             .field("db_timeouts", &self.db_timeouts)
             .field("auth", &self.auth)
@@ -143,11 +140,10 @@ impl Config {
             None
         };
 
-        let max_concurrency = number("AWS_LAMBDA_MAX_CONCURRENCY", 1)?.clamp(1, 1024) as u32;
+        let max_concurrency = number("AWS_LAMBDA_MAX_CONCURRENCY", 1)?.clamp(1, 1024);
         Ok(Self {
             database_url: require("DATABASE_URL")?,
-            max_concurrency,
-            db_pool_size: number("DB_POOL_SIZE", u64::from(max_concurrency) + 1)? as usize,
+            db_pool_size: number("DB_POOL_SIZE", max_concurrency + 1)? as usize,
             db_timeouts: Timeouts {
                 acquire: Duration::from_millis(number(
                     "DB_CONNECT_TIMEOUT_MS",
@@ -340,7 +336,6 @@ mod tests {
     #[test]
     fn the_pool_holds_a_connection_per_concurrent_invocation_and_one_to_spare() {
         let mut pairs = BASE.to_vec();
-        assert_eq!(config(&pairs).unwrap().max_concurrency, 1);
         assert_eq!(config(&pairs).unwrap().db_pool_size, 2);
 
         pairs.push(("AWS_LAMBDA_MAX_CONCURRENCY", "8"));
