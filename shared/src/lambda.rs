@@ -68,5 +68,5 @@ where
 {
     crate::telemetry::init();
     let app: &'static App = Box::leak(Box::new(App::from_env(uses)?));
-    lambda_runtime::run_concurrent(service_fn(move |event| handler.clone()(app, event))).await
+    lambda_runtime::run_concurrent(service_fn(move |event| handler(app, event))).await
 }
