@@ -44,19 +44,18 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, InputError> {
     })
 }
 
-/// serde names a missing or unknown field in its message; the path then ends before a
-/// missing one.
+/// serde names a missing or unknown field in its message. The path of an unknown field ends
+/// with it; the path of a missing one is its parent's ("." at the root).
 fn refusal(path: &str, message: &str) -> InputError {
     let named = |prefix: &str| message.strip_prefix(prefix)?.split('`').next();
-    let at = |name: &str| match path {
-        "." => name.to_owned(),
-        _ if path.ends_with(name) => path.to_owned(),
-        _ => format!("{path}.{name}"),
-    };
     if let Some(name) = named("missing field `") {
-        InputError::field(&at(name), "is required")
+        let field = match path {
+            "." => name.to_owned(),
+            parent => format!("{parent}.{name}"),
+        };
+        InputError::field(&field, "is required")
     } else if let Some(name) = named("unknown field `") {
-        InputError::field(&at(name), "unknown field")
+        InputError::field(if path == "." { name } else { path }, "unknown field")
     } else {
         InputError::field(path, reason(message))
     }
