@@ -110,11 +110,9 @@ impl Assembly {
         };
         let found = found.filter(|&at| {
             let call = &self.calls[at];
-            match name {
-                _ if id.is_some() || call.name.is_empty() => true,
-                None => true,
-                Some(name) => name == call.name && !is_json(&call.arguments),
-            }
+            id.is_some()
+                || call.name.is_empty()
+                || name.is_none_or(|name| name == call.name && !is_json(&call.arguments))
         });
         let at = found.unwrap_or_else(|| {
             self.calls.push(PartialCall {
@@ -125,9 +123,7 @@ impl Assembly {
         });
         &mut self.calls[at]
     }
-}
 
-impl Assembly {
     /// Adds one chunk, handing its text to `on_text`.
     fn push(&mut self, chunk: Chunk, on_text: &mut OnText<'_>, spoke: &mut bool) {
         if chunk.usage.is_some() {
