@@ -808,9 +808,8 @@ impl Rendezvous {
             most: Arc::new(most),
             expected,
         };
-        let router = axum::Router::new()
-            .route("/chat/completions", axum::routing::post(meet))
-            .with_state(meeting);
+        let router = demo_llm::server::router(Duration::ZERO)
+            .layer(axum::middleware::from_fn_with_state(meeting, meet));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -823,11 +822,12 @@ impl Rendezvous {
     }
 }
 
+/// Holds each call until the meeting is complete, then lets the demo model answer it.
 async fn meet(
     axum::extract::State(meeting): axum::extract::State<Meeting>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
+    answer: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let now = meeting
         .waiting
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -846,13 +846,5 @@ async fn meet(
     meeting
         .waiting
         .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-
-    let request = demo_llm::wire::Request::parse(&body).unwrap();
-    let step = demo_llm::model::next_step(&request.messages);
-    if request.stream {
-        let frames = demo_llm::wire::chunks(&request, &step).concat();
-        ([("content-type", "text/event-stream")], frames).into_response()
-    } else {
-        axum::Json(demo_llm::wire::completion(&request, &step)).into_response()
-    }
+    answer.run(request).await
 }
