@@ -774,12 +774,8 @@ impl Bench {
 
     /// The sample API Gateway event of `function`, with a valid token.
     fn event(&self, function: &str) -> String {
-        std::fs::read_to_string(workspace().join("events").join(format!("{function}.json")))
-            .unwrap()
-            .replace(
-                "REPLACE_WITH_A_TOKEN_FOR_demo-user",
-                &auth::issue_hs256(SECRET.as_bytes(), "demo-user", Duration::from_secs(3600)),
-            )
+        let token = auth::issue_hs256(SECRET.as_bytes(), "demo-user", Duration::from_secs(3600));
+        runtime::sample_event(&workspace(), function, "demo-user", &token)
     }
 
     async fn cold_starts_and_memory(&mut self) {
@@ -889,17 +885,14 @@ impl Bench {
             drop(child);
         }
         let (one, most) = (&figures[0], &figures[figures.len() - 1]);
-        let (one_wall, one_peak) = (one.wall, one.peak_mib);
-        let (most, most_wall, most_peak, most_cpu) =
-            (most.n, most.wall, most.peak_mib, most.cpu_per_turn);
         let list =
             |f: &dyn Fn(&Batch) -> String| figures.iter().map(f).collect::<Vec<_>>().join(" / ");
         let counts = list(&|b| b.n.to_string());
         self.row(
-            format!("{counts} streamed turns at once in one chat process: wall time of the batch (one turn alone: {}, paced model)", ms(one_wall)),
+            format!("{counts} streamed turns at once in one chat process: wall time of the batch (one turn alone: {}, paced model)", ms(one.wall)),
             list(&|b| ms(b.wall)),
-            &format!("{most} at once within 1.5x of one"),
-            Some(most_wall.as_secs_f64() <= 1.5 * one_wall.as_secs_f64()),
+            &format!("{} at once within 1.5x of one", most.n),
+            Some(most.wall.as_secs_f64() <= 1.5 * one.wall.as_secs_f64()),
         );
         self.row(
             format!("{counts} streamed turns at once: peak resident memory of the process"),
@@ -907,7 +900,7 @@ impl Bench {
             "",
             None,
         );
-        let per_turn = (most_peak - one_peak) / (most - 1) as f64 * 1024.0;
+        let per_turn = (most.peak_mib - one.peak_mib) / (most.n - 1) as f64 * 1024.0;
         self.row(
             "memory per concurrent turn (peak with the most at once, less one alone)",
             format!("{per_turn:.0} KiB"),
@@ -915,8 +908,8 @@ impl Bench {
             None,
         );
         self.row(
-            format!("CPU time per turn (user + system), {most} at once"),
-            ms(most_cpu),
+            format!("CPU time per turn (user + system), {} at once", most.n),
+            ms(most.cpu_per_turn),
             "",
             None,
         );
@@ -1228,10 +1221,7 @@ impl Bench {
     /// side in one process, rounds interleaved, so the machine's drift falls on all alike.
     fn app_builds(&mut self) {
         eprintln!("building the app once per cold start, by what the function uses");
-        let env: HashMap<&str, String> = service_env(&self.database_url, &self.llm)
-            .into_iter()
-            .collect();
-        let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        let config = service_config(&self.database_url, &self.llm);
         let kinds = [Uses::Database, Uses::Tokens, Uses::Everything];
         let mut samples: [Vec<Duration>; 3] = Default::default();
         for _ in 0..200 {
@@ -1258,7 +1248,12 @@ impl Bench {
     }
 }
 
-fn build_app(database_url: &str, llm: &str) -> App {
+/// The service's configuration from [`service_env`], as a function would read it.
+fn service_config(database_url: &str, llm: &str) -> Config {
     let env: HashMap<&str, String> = service_env(database_url, llm).into_iter().collect();
-    App::new(Config::from_lookup(|k| env.get(k).cloned()).unwrap()).unwrap()
+    Config::from_lookup(|k| env.get(k).cloned()).unwrap()
+}
+
+fn build_app(database_url: &str, llm: &str) -> App {
+    App::new(service_config(database_url, llm)).unwrap()
 }

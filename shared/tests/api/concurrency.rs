@@ -6,7 +6,7 @@ use std::{process::Stdio, time::Duration};
 
 use crate::{
     helpers::{Rendezvous, SECRET, TestApp, workspace},
-    runtime_api::RuntimeApi,
+    runtime_api::{RuntimeApi, sample_event},
 };
 
 /// How many invocations the platform lets one process serve at once, in this test.
@@ -116,12 +116,8 @@ fn start_chat(
 fn chat_event(user: &str, conversation: Option<&str>) -> String {
     let token = todo_chat::auth::issue_hs256(SECRET.as_bytes(), user, Duration::from_secs(600));
     let continued = conversation.map_or("null".to_owned(), |id| format!("\\\"{id}\\\""));
-    std::fs::read_to_string(workspace().join("events/chat.json"))
-        .unwrap()
-        .replace("REPLACE_WITH_A_TOKEN_FOR_demo-user", &token)
-        .replace("demo-user", user)
-        .replace(
-            "\\\"conversation_id\\\": null",
-            &format!("\\\"conversation_id\\\": {continued}"),
-        )
+    sample_event(workspace(), "chat", user, &token).replace(
+        "\\\"conversation_id\\\": null",
+        &format!("\\\"conversation_id\\\": {continued}"),
+    )
 }

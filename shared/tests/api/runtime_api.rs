@@ -17,6 +17,21 @@ use axum::{
 };
 use tokio::sync::mpsc;
 
+/// The sample API Gateway event of `function` (`events/<function>.json` in `workspace`),
+/// sent by `user` with `token`.
+pub fn sample_event(
+    workspace: &std::path::Path,
+    function: &str,
+    user: &str,
+    token: &str,
+) -> String {
+    let path = workspace.join("events").join(format!("{function}.json"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("REPLACE_WITH_A_TOKEN_FOR_demo-user", token)
+        .replace("demo-user", user)
+}
+
 /// What the function reported for one invocation.
 #[derive(Debug)]
 pub struct Answer {
