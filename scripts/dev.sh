@@ -42,7 +42,9 @@ if [ -z "${LLM_API_KEY:-}${LLM_BASE_URL:-}" ]; then
     llm_banner="dev: no LLM configured and DEMO_LLM=off: chat turns answer 503 llm_not_configured"
   else
     # Paced like a model that writes, so streamed answers visibly stream.
-    DEMO_LLM_PACE_MS=${DEMO_LLM_PACE_MS:-30} target/debug/demo-llm "$demo_port" >/dev/null &
+    # A reasoning model, so the page shows its thoughts as a reasoning part.
+    DEMO_LLM_PACE_MS=${DEMO_LLM_PACE_MS:-30} DEMO_LLM_REASONING=${DEMO_LLM_REASONING:-1} \
+      target/debug/demo-llm "$demo_port" >/dev/null &
     export LLM_BASE_URL="http://127.0.0.1:$demo_port/v1" LLM_MODEL=demo
     llm_banner="dev: *** DEMO MODEL *** on $LLM_BASE_URL: it understands simple todo requests only.
 dev: *** set LLM_API_KEY (in .env) for a real one; DEMO_LLM=off turns the demo model off ***"

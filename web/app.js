@@ -96,16 +96,18 @@ export function describeToolCall(call) {
   }
 }
 
-function renderMessage({ role, content, tool_calls = [], failed = false }) {
+function renderMessage({ role, content, tool_calls = [], reasoning = "", failed = false }) {
   const item = document.createElement("li");
   item.className = `message ${role}${failed ? " failed" : ""}`;
   const label = document.createElement("span");
   label.className = "role";
   label.textContent = role === "user" ? "You" : "Assistant";
+  item.append(label);
+  if (reasoning) reasoningBlock(item).textContent = reasoning;
   const text = document.createElement("div");
   text.className = "content";
   text.textContent = content; // never innerHTML: titles and replies are untrusted text
-  item.append(label, text);
+  item.append(text);
   if (tool_calls.length) {
     const tools = document.createElement("ul");
     tools.className = "tools";
@@ -121,6 +123,18 @@ function renderMessage({ role, content, tool_calls = [], failed = false }) {
   $("messages").append(item);
   item.scrollIntoView({ block: "end" });
   return item;
+}
+
+/** A collapsed "Thinking" block for a reasoning model's thoughts; returns its text element. */
+function reasoningBlock(item) {
+  const block = document.createElement("details");
+  block.className = "reasoning";
+  const summary = document.createElement("summary");
+  summary.textContent = "Thinking";
+  const text = document.createElement("p");
+  block.append(summary, text);
+  item.append(block);
+  return text;
 }
 
 function setStatus(text, isError = false) {
@@ -164,7 +178,7 @@ async function loadConversations() {
 }
 
 async function openConversation(id) {
-  const detail = await api("GET", userPath(`/conversations/${id}?limit=200`));
+  const detail = await api("GET", userPath(`/conversations/${id}?limit=200&include=reasoning`));
   state.conversationId = id;
   state.pending = null;
   $("retry").hidden = true;
@@ -255,6 +269,7 @@ async function sendTurn(turn) {
   try {
     const reply = await streamTurn(turn, (event) => {
       if (!bubble) bubble = assistantBubble();
+      if (event.type === "reasoning-delta") bubble.reasoning(event.delta);
       if (event.type === "text-delta") bubble.text(event.delta);
       if (event.type === "tool-input-available") bubble.input(event);
       if (event.type === "tool-output-available") bubble.tool(event);
@@ -334,7 +349,16 @@ function assistantBubble() {
   const content = item.querySelector(".content");
   const inputs = new Map(); // call id -> { name, arguments }
   let tools = null;
+  let thoughts = null;
   return {
+    reasoning(delta) {
+      // Shown above the reply, before any text of it arrives.
+      if (!thoughts) {
+        thoughts = reasoningBlock(item);
+        item.insertBefore(thoughts.parentElement, content);
+      }
+      thoughts.textContent += delta;
+    },
     text(delta) {
       content.textContent += delta;
       item.scrollIntoView({ block: "end" });

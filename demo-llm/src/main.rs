@@ -1,5 +1,6 @@
 //! `demo-llm [PORT]`: serves the demo model on 127.0.0.1:PORT (default 9100) until killed.
-//! `DEMO_LLM_PACE_MS` sets the pause before each streamed chunk (default 0).
+//! `DEMO_LLM_PACE_MS` sets the pause before each streamed chunk (default 0);
+//! `DEMO_LLM_REASONING=1` makes it a reasoning model (default off).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -18,5 +19,6 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(Duration::ZERO, Duration::from_millis);
-    demo_llm::server::serve(listener, pace).await
+    let reasoning = std::env::var("DEMO_LLM_REASONING").is_ok_and(|v| v == "1");
+    demo_llm::server::serve(listener, demo_llm::server::Style { pace, reasoning }).await
 }

@@ -67,6 +67,24 @@ pub fn next_step(messages: &[Value]) -> Step {
     }
 }
 
+/// What the demo model "thought" before `step`, sent as reasoning when the server is asked
+/// to reason: one short line, so the page shows a reasoning part without an account.
+pub fn thought(step: &Step) -> String {
+    match step {
+        Step::Say(text) if text == HELP => {
+            "I don't recognise a task request here, so I'll explain what I understand.".into()
+        }
+        Step::Say(_) => "The tools have answered; I'll sum up what they did.".into(),
+        Step::Call(calls) => {
+            let names: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+            format!(
+                "The user wants a task operation; I'll call {}.",
+                names.join(", ")
+            )
+        }
+    }
+}
+
 fn call(name: &str, arguments: Value) -> Step {
     Step::Call(vec![(name.to_owned(), arguments)])
 }

@@ -14,28 +14,47 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::{
-    model::next_step,
+    model::{next_step, thought},
     wire::{self, Request},
 };
 
-/// The demo model's routes; a streamed answer waits `pace` before each chunk, as a real
-/// model writes at some speed.
-pub fn router(pace: Duration) -> Router {
+/// How the demo model answers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// The wait before each chunk of a streamed answer, as a real model writes at some speed.
+    pub pace: Duration,
+    /// Whether it is a reasoning model: each answer carries a thought, and, as DeepSeek
+    /// does, a request whose tool-call messages come back without theirs is refused.
+    pub reasoning: bool,
+}
+
+impl Style {
+    /// A plain model that streams at `pace`.
+    pub fn paced(pace: Duration) -> Self {
+        Self {
+            pace,
+            reasoning: false,
+        }
+    }
+}
+
+/// The demo model's routes.
+pub fn router(style: Style) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(complete))
         .route("/chat/completions", post(complete))
-        .with_state(pace)
+        .with_state(style)
 }
 
 /// Serves the demo model on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, pace: Duration) -> std::io::Result<()> {
-    axum::serve(listener, router(pace)).await
+pub async fn serve(listener: tokio::net::TcpListener, style: Style) -> std::io::Result<()> {
+    axum::serve(listener, router(style)).await
 }
 
 /// Serves the demo model on a free loopback port, on a thread and runtime of its own as a
 /// separate server would be, so its work never queues behind its caller's (the benchmark's
 /// model); returns its base URL.
-pub fn spawn(pace: Duration) -> String {
+pub fn spawn(style: Style) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     listener
         .set_nonblocking(true)
@@ -48,13 +67,13 @@ pub fn spawn(pace: Duration) -> String {
             .expect("a runtime for the model")
             .block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-                serve(listener, pace).await
+                serve(listener, style).await
             })
     });
     url
 }
 
-async fn complete(State(pace): State<Duration>, body: Bytes) -> Response {
+async fn complete(State(style): State<Style>, body: Bytes) -> Response {
     let request = match Request::parse(&body) {
         Ok(request) => request,
         Err(message) => {
@@ -62,11 +81,20 @@ async fn complete(State(pace): State<Duration>, body: Bytes) -> Response {
             return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
         }
     };
-    let step = next_step(&request.messages);
-    if !request.stream {
-        return axum::Json(wire::completion(&request, &step)).into_response();
+    if let Some(error) = style
+        .reasoning
+        .then(|| wire::missing_reasoning(&request))
+        .flatten()
+    {
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
     }
-    let frames = wire::chunks(&request, &step);
+    let step = next_step(&request.messages);
+    let thought = style.reasoning.then(|| thought(&step));
+    if !request.stream {
+        return axum::Json(wire::completion(&request, &step, thought.as_deref())).into_response();
+    }
+    let frames = wire::chunks(&request, &step, thought.as_deref());
+    let pace = style.pace;
     // Unpaced, the answer goes out in one write, as fast as a server can send it.
     let body = if pace.is_zero() {
         Body::from(frames.concat())

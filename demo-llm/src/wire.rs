@@ -2,6 +2,8 @@
 //! or with `stream: true` a series of `chat.completion.chunk` server-sent events in which
 //! text arrives word by word and each tool call's arguments arrive in pieces, ending with
 //! the usage chunk (when `stream_options.include_usage` asks for it) and `data: [DONE]`.
+//! A reasoning answer carries its thought in DeepSeek's `reasoning_content` field, streamed
+//! word by word before the answer.
 
 use serde_json::{Value, json};
 
@@ -77,9 +79,9 @@ fn finish_reason(step: &Step) -> &'static str {
     }
 }
 
-/// The whole answer as one `chat.completion` object.
-pub fn completion(request: &Request, step: &Step) -> Value {
-    let message = match step {
+/// The whole answer as one `chat.completion` object, with `thought` as its reasoning.
+pub fn completion(request: &Request, step: &Step, thought: Option<&str>) -> Value {
+    let mut message = match step {
         Step::Say(text) => json!({"role": "assistant", "content": text}),
         Step::Call(calls) => {
             let calls: Vec<Value> = calls
@@ -93,6 +95,9 @@ pub fn completion(request: &Request, step: &Step) -> Value {
             json!({"role": "assistant", "content": null, "tool_calls": calls})
         }
     };
+    if let Some(thought) = thought {
+        message["reasoning_content"] = json!(thought);
+    }
     answer(
         &request.completion_id(),
         &request.model,
@@ -114,14 +119,21 @@ pub fn answer(id: &str, model: &str, message: Value, finish_reason: &str, usage:
     })
 }
 
-/// The answer as server-sent events, one `data: …\n\n` frame each, `[DONE]` last.
-pub fn chunks(request: &Request, step: &Step) -> Vec<String> {
+/// The answer as server-sent events, one `data: …\n\n` frame each, `[DONE]` last; `thought`
+/// comes first as reasoning.
+pub fn chunks(request: &Request, step: &Step, thought: Option<&str>) -> Vec<String> {
     let chunk = |choices: Value| {
         json!({"id": request.completion_id(), "object": "chat.completion.chunk",
                "created": 0, "model": request.model, "choices": choices})
     };
     let delta = |delta: Value| chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]));
     let mut events = vec![delta(json!({"role": "assistant", "content": ""}))];
+    events.extend(
+        thought
+            .into_iter()
+            .flat_map(|thought| thought.split_inclusive(' '))
+            .map(|word| delta(json!({"content": null, "reasoning_content": word}))),
+    );
     match step {
         Step::Say(text) => {
             events.extend(
@@ -164,6 +176,20 @@ pub fn frame(payload: &Value) -> String {
 
 /// The event that ends a stream.
 pub const DONE: &str = "data: [DONE]\n\n";
+
+/// Why a reasoning model refuses `request`, as DeepSeek does: an assistant message that
+/// called tools came back without the reasoning it was sent with.
+pub fn missing_reasoning(request: &Request) -> Option<Value> {
+    let dropped = request.messages.iter().any(|m| {
+        m["role"] == "assistant"
+            && m["tool_calls"].as_array().is_some_and(|c| !c.is_empty())
+            && m["reasoning_content"].as_str().is_none_or(str::is_empty)
+    });
+    dropped.then(|| {
+        json!({"error": {"message": "The `reasoning_content` in the thinking mode must be passed back to the API.",
+            "type": "invalid_request_error"}})
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -216,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_tool_call_completion_has_the_openai_shape() {
-        let body = completion(&request(false, false), &add_milk());
+        let body = completion(&request(false, false), &add_milk(), None);
 
         let choice = &body["choices"][0];
         assert_eq!(body["object"], "chat.completion");
@@ -234,7 +260,7 @@ mod tests {
     #[test]
     fn streamed_text_arrives_in_pieces_that_join_to_the_answer() {
         let step = Step::Say("You have no tasks.".into());
-        let events = payloads(&chunks(&request(true, true), &step));
+        let events = payloads(&chunks(&request(true, true), &step, None));
 
         let text: String = events
             .iter()
@@ -260,7 +286,7 @@ mod tests {
 
     #[test]
     fn streamed_tool_calls_send_id_and_name_once_and_arguments_in_pieces() {
-        let events = payloads(&chunks(&request(true, false), &add_milk()));
+        let events = payloads(&chunks(&request(true, false), &add_milk(), None));
 
         let deltas: Vec<&Value> = events
             .iter()
@@ -283,5 +309,49 @@ mod tests {
             "tool_calls",
             "no usage chunk unless asked for"
         );
+    }
+
+    #[test]
+    fn a_reasoning_answer_streams_its_thought_first_in_deepseeks_field() {
+        let events = payloads(&chunks(
+            &request(true, false),
+            &add_milk(),
+            Some("I'll add it."),
+        ));
+
+        let thought: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["reasoning_content"].as_str())
+            .collect();
+        let first_call = events
+            .iter()
+            .position(|e| e["choices"][0]["delta"].get("tool_calls").is_some())
+            .unwrap();
+        let last_thought = events
+            .iter()
+            .rposition(|e| e["choices"][0]["delta"].get("reasoning_content").is_some())
+            .unwrap();
+        assert_eq!(thought, "I'll add it.");
+        assert!(last_thought < first_call);
+        let whole = completion(&request(false, false), &add_milk(), Some("I'll add it."));
+        assert_eq!(
+            whole["choices"][0]["message"]["reasoning_content"],
+            "I'll add it."
+        );
+    }
+
+    #[test]
+    fn a_tool_call_sent_back_without_its_reasoning_is_refused() {
+        let mut with = request(false, false);
+        with.messages.push(json!({"role": "assistant", "content": null, "reasoning_content": "r",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "list_tasks", "arguments": "{}"}}]}));
+        let mut without = with.clone();
+        without.messages[1]
+            .as_object_mut()
+            .unwrap()
+            .remove("reasoning_content");
+
+        assert!(missing_reasoning(&with).is_none());
+        assert!(missing_reasoning(&without).is_some());
     }
 }

@@ -115,6 +115,19 @@ pub fn bounded_int(
     }
 }
 
+/// Whether `?include=reasoning` asks for a reasoning model's thoughts, which are shown
+/// only on request; any other value is refused rather than ignored.
+pub fn includes_reasoning(raw: Option<&str>) -> Result<bool, InputError> {
+    match raw.map(str::trim) {
+        None => Ok(false),
+        Some("reasoning") => Ok(true),
+        Some(_) => Err(InputError::field(
+            "include",
+            "must be \"reasoning\" (the only optional part of an answer)",
+        )),
+    }
+}
+
 /// Parses a required UUID parameter.
 pub fn uuid(raw: Option<&str>, field: &str) -> Result<uuid::Uuid, InputError> {
     raw.and_then(|s| uuid::Uuid::parse_str(s).ok())

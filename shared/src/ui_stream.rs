@@ -1,6 +1,7 @@
 //! The Vercel AI SDK's UI message stream protocol (`x-vercel-ai-ui-message-stream: v1`), as
 //! the `ai` npm package reads it: server-sent events whose data are JSON chunks
-//! (`start`, `start-step`, `text-start`/`text-delta`/`text-end`, `tool-input-available`,
+//! (`start`, `start-step`, `reasoning-start`/`reasoning-delta`/`reasoning-end`,
+//! `text-start`/`text-delta`/`text-end`, `tool-input-available`,
 //! `tool-output-available`, `finish-step`, `finish`, `error`), ending with `data: [DONE]`.
 //! A client using the SDK's `useChat` assembles them into one assistant message.
 
@@ -43,12 +44,20 @@ impl TurnIds {
     }
 }
 
-/// Turns a turn's events into protocol chunks, keeping track of the open text part.
+/// Turns a turn's events into protocol chunks, keeping track of the open text or
+/// reasoning part (at most one is open: each closes when the other begins).
 #[derive(Debug)]
 pub struct Encoder {
     ids: TurnIds,
-    open_text: Option<String>,
-    text_parts: u32,
+    open: Option<OpenPart>,
+    parts: u32,
+}
+
+/// The part that deltas go to until it is closed.
+#[derive(Debug)]
+struct OpenPart {
+    kind: &'static str,
+    id: String,
 }
 
 impl Encoder {
@@ -56,8 +65,8 @@ impl Encoder {
     pub fn new(ids: TurnIds) -> Self {
         Self {
             ids,
-            open_text: None,
-            text_parts: 0,
+            open: None,
+            parts: 0,
         }
     }
 
@@ -76,17 +85,12 @@ impl Encoder {
         match event {
             Event::StepStart => chunks.push(json!({"type": "start-step"})),
             Event::TextDelta(delta) => {
-                let id = match &self.open_text {
-                    Some(id) => id.clone(),
-                    None => {
-                        self.text_parts += 1;
-                        let id = format!("text-{}", self.text_parts);
-                        chunks.push(json!({"type": "text-start", "id": id}));
-                        self.open_text = Some(id.clone());
-                        id
-                    }
-                };
+                let id = self.open_part("text", &mut chunks);
                 chunks.push(json!({"type": "text-delta", "id": id, "delta": delta}));
+            }
+            Event::ReasoningDelta(delta) => {
+                let id = self.open_part("reasoning", &mut chunks);
+                chunks.push(json!({"type": "reasoning-delta", "id": id, "delta": delta}));
             }
             Event::ToolInput {
                 id,
@@ -139,9 +143,27 @@ impl Encoder {
         done(sse(&chunks))
     }
 
+    /// The id of the open part of `kind`, closing a part of the other kind and starting
+    /// a new one when needed.
+    fn open_part(&mut self, kind: &'static str, chunks: &mut Vec<Value>) -> String {
+        if let Some(open) = self.open.as_ref().filter(|open| open.kind == kind) {
+            return open.id.clone();
+        }
+        self.close_text(chunks);
+        self.parts += 1;
+        let id = format!("{kind}-{}", self.parts);
+        chunks.push(json!({"type": format!("{kind}-start"), "id": id}));
+        self.open = Some(OpenPart {
+            kind,
+            id: id.clone(),
+        });
+        id
+    }
+
+    /// Closes the open text or reasoning part, if any.
     fn close_text(&mut self, chunks: &mut Vec<Value>) {
-        if let Some(id) = self.open_text.take() {
-            chunks.push(json!({"type": "text-end", "id": id}));
+        if let Some(open) = self.open.take() {
+            chunks.push(json!({"type": format!("{}-end", open.kind), "id": open.id}));
         }
     }
 }
@@ -149,6 +171,9 @@ impl Encoder {
 /// The events of a turn that already completed, for a replay as a stream.
 pub fn replayed(reply: &TurnReply) -> Vec<Event> {
     let mut events = vec![Event::StepStart];
+    if !reply.reasoning.is_empty() {
+        events.push(Event::ReasoningDelta(reply.reasoning.clone()));
+    }
     for call in &reply.tool_calls {
         events.push(Event::ToolInput {
             id: call.id.clone(),
@@ -276,5 +301,45 @@ mod tests {
         assert_eq!(chunks[1]["error"], "llm_unavailable");
         assert_eq!(chunks[1]["status"], 503, "the JSON answer's status");
         assert_eq!(chunks[1]["request_id"], "req-1");
+    }
+
+    #[test]
+    fn reasoning_is_a_part_of_its_own_closed_before_the_text_begins() {
+        let mut encoder = Encoder::new(ids());
+        let out: Vec<Bytes> = [
+            Event::StepStart,
+            Event::ReasoningDelta("Think".into()),
+            Event::ReasoningDelta("ing.".into()),
+            Event::TextDelta("Done.".into()),
+            Event::StepEnd,
+        ]
+        .into_iter()
+        .map(|e| encoder.event(e))
+        .collect();
+
+        let kinds: Vec<String> = chunks(&out)
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}:{}",
+                    c["type"].as_str().unwrap(),
+                    c["id"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start-step:",
+                "reasoning-start:reasoning-1",
+                "reasoning-delta:reasoning-1",
+                "reasoning-delta:reasoning-1",
+                "reasoning-end:reasoning-1",
+                "text-start:text-2",
+                "text-delta:text-2",
+                "text-end:text-2",
+                "finish-step:"
+            ]
+        );
     }
 }

@@ -202,7 +202,7 @@ impl Bench {
         url.set_path(&name);
         let database_url = url.to_string();
         // The demo model, unpaced: each answer leaves in one write.
-        let llm = demo_llm::server::spawn(Duration::ZERO);
+        let llm = demo_llm::server::spawn(demo_llm::server::Style::default());
         let app = Arc::new(build_app(&database_url, &llm));
         todo_chat::db::migrate(&app.db).await.unwrap();
         Self {
@@ -848,7 +848,9 @@ impl Bench {
     /// process's peak memory and its CPU time per turn.
     async fn concurrent_turns(&mut self) {
         eprintln!("concurrent streamed turns in one chat process (paced model)");
-        let paced = demo_llm::server::spawn(Duration::from_millis(MODEL_PACE_MS));
+        let paced = demo_llm::server::spawn(demo_llm::server::Style::paced(Duration::from_millis(
+            MODEL_PACE_MS,
+        )));
         let event = self
             .event("chat")
             .replace("application/json\"", "text/event-stream\"");

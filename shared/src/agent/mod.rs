@@ -18,7 +18,9 @@ use crate::{
         tasks::JournalEntry,
         turns::RecordedStep,
     },
-    llm::{FunctionCall, LlmClient, LlmError, Message, ToolCall, ToolSpec, Usage},
+    llm::{
+        Delta, FunctionCall, LlmClient, LlmError, Message, Reasoning, ToolCall, ToolSpec, Usage,
+    },
 };
 use tools::TaskTools;
 
@@ -42,6 +44,8 @@ pub struct AgentReply {
     pub text: String,
     /// The tools run, in order.
     pub tool_calls: Vec<ToolCallRecord>,
+    /// What a reasoning model thought over the turn's rounds, in its provider's fields.
+    pub reasoning: Reasoning,
     /// Tokens used over every model call of the turn.
     pub usage: Usage,
     /// Time spent waiting for the model over the turn.
@@ -67,6 +71,8 @@ pub enum Event {
     StepStart,
     /// A piece of the step's text, as the model writes it.
     TextDelta(String),
+    /// A piece of the step's reasoning, as a reasoning model writes it before acting.
+    ReasoningDelta(String),
     /// A tool call the model asked for, about to run (or replayed from the journal).
     ToolInput {
         /// The model's id for the call.
@@ -130,6 +136,7 @@ pub struct Journal {
 struct Progress {
     messages: Vec<Message>,
     records: Vec<ToolCallRecord>,
+    reasoning: Reasoning,
 }
 
 /// Runs the tool loop over `messages` (system prompt, history, the new user message),
@@ -153,6 +160,7 @@ pub async fn run(
     let mut progress = Progress {
         messages,
         records: Vec::new(),
+        reasoning: Reasoning::default(),
     };
     let mut usage = Usage::default();
     let mut llm_latency = Duration::ZERO;
@@ -164,6 +172,12 @@ pub async fn run(
             .filter(|s| s.round == round)
             .collect();
         observer.on(Event::StepStart);
+        if let Message::Assistant { reasoning, .. } = &message {
+            let thought = reasoning.text();
+            if !thought.is_empty() {
+                observer.on(Event::ReasoningDelta(thought));
+            }
+        }
         run_round(
             tools,
             &journal,
@@ -181,10 +195,16 @@ pub async fn run(
         let asked = Instant::now();
         let within = limits.deadline.saturating_duration_since(asked);
         observer.on(Event::StepStart);
-        let mut on_text = |text: &str| observer.on(Event::TextDelta(text.to_owned()));
-        let on_text: Option<crate::llm::OnText<'_>> = observer.wants_text().then_some(&mut on_text);
+        let mut on_delta = |delta: Delta<'_>| {
+            observer.on(match delta {
+                Delta::Text(text) => Event::TextDelta(text.to_owned()),
+                Delta::Reasoning(text) => Event::ReasoningDelta(text.to_owned()),
+            })
+        };
+        let on_delta: Option<crate::llm::OnDelta<'_>> =
+            observer.wants_text().then_some(&mut on_delta);
         let answer = llm
-            .complete(&progress.messages, specs, within, on_text)
+            .complete(&progress.messages, specs, within, on_delta)
             .await;
         llm_latency += asked.elapsed();
         let completion = match answer {
@@ -205,13 +225,17 @@ pub async fn run(
             return Ok(AgentReply {
                 text: completion.content.unwrap_or_default(),
                 tool_calls: progress.records,
+                reasoning: progress.reasoning.then(completion.reasoning),
                 usage,
                 llm_latency,
             });
         }
+        // The reasoning goes back with the calls: providers that need it to continue a tool
+        // loop (DeepSeek, OpenRouter, Gemini's signatures) find it where they left it.
         let message = Message::Assistant {
             content: completion.content,
             tool_calls: completion.tool_calls,
+            reasoning: completion.reasoning,
         };
         run_round(
             tools,
@@ -234,6 +258,7 @@ pub async fn run(
     Ok(AgentReply {
         text,
         tool_calls: progress.records,
+        reasoning: progress.reasoning,
         usage,
         llm_latency,
     })
@@ -258,7 +283,14 @@ async fn run_round(
     observer: &dyn Observer,
 ) -> Result<(), AgentError> {
     let calls = match &message {
-        Message::Assistant { tool_calls, .. } => tool_calls.clone(),
+        Message::Assistant {
+            tool_calls,
+            reasoning,
+            ..
+        } => {
+            progress.reasoning = std::mem::take(&mut progress.reasoning).then(reasoning.clone());
+            tool_calls.clone()
+        }
         _ => Vec::new(),
     };
     let round_message = serde_json::to_value(&message).expect("messages serialise");
@@ -359,9 +391,12 @@ pub fn replay(history: Vec<StoredMessage>) -> Vec<Message> {
                 let records: Vec<ToolCallRecord> =
                     serde_json::from_value(message.tool_calls).unwrap_or_default();
                 if !records.is_empty() {
+                    // DeepSeek refuses a later request whose tool-call message lacks the
+                    // reasoning it came with; a text-only answer's reasoning is never sent back.
                     messages.push(Message::Assistant {
                         content: None,
                         tool_calls: records.iter().map(as_tool_call).collect(),
+                        reasoning: serde_json::from_value(message.reasoning).unwrap_or_default(),
                     });
                     messages.extend(records.into_iter().map(|r| Message::Tool {
                         tool_call_id: r.id,
@@ -371,6 +406,7 @@ pub fn replay(history: Vec<StoredMessage>) -> Vec<Message> {
                 messages.push(Message::Assistant {
                     content: Some(message.content),
                     tool_calls: Vec::new(),
+                    reasoning: Reasoning::default(),
                 });
             }
         }
@@ -389,6 +425,7 @@ fn as_tool_call(record: &ToolCallRecord) -> ToolCall {
                 parsed => parsed.to_string(),
             },
         },
+        extra_content: None,
     }
 }
 
@@ -403,6 +440,7 @@ mod tests {
             role,
             content: content.into(),
             tool_calls,
+            reasoning: json!({}),
             created_at: chrono::Utc::now(),
         }
     }
@@ -479,5 +517,30 @@ mod tests {
             result: json!({"message": "Added task 4: milk"}),
         }];
         assert!(summary(&records).contains("- add_task: Added task 4: milk"));
+    }
+
+    #[test]
+    fn replay_sends_reasoning_back_with_the_tool_calls_only() {
+        let mut answer = stored(
+            Role::Assistant,
+            "Added.",
+            json!([{"id": "c1", "name": "add_task", "arguments": {"title": "milk"}, "result": {}}]),
+        );
+        answer.reasoning = json!({"reasoning_content": "Add it."});
+        let mut plain = stored(Role::Assistant, "Hello.", json!([]));
+        plain.reasoning = json!({"reasoning_content": "Greet."});
+        let history = vec![
+            stored(Role::User, "add milk", json!([])),
+            answer,
+            stored(Role::User, "hi", json!([])),
+            plain,
+        ];
+
+        let messages = serde_json::to_value(replay(history)).unwrap();
+
+        assert_eq!(messages[1]["reasoning_content"], "Add it.");
+        assert_eq!(messages[3]["content"], "Added.");
+        assert!(messages[3].get("reasoning_content").is_none());
+        assert!(messages[5].get("reasoning_content").is_none());
     }
 }

@@ -8,6 +8,7 @@ use lambda_http::{
     Body, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
+use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument;
 
@@ -15,8 +16,9 @@ use crate::{
     agent::{self, Event, Observer},
     app::{App, Uses},
     auth::UserId,
-    chat::{self, Admission, ChatRequest, IdempotencyKey, Turn},
+    chat::{self, Admission, ChatRequest, IdempotencyKey, Turn, TurnReply},
     http::{self, ApiError, ResponseBody},
+    input,
     ui_stream::{self, Encoder, TurnIds},
 };
 
@@ -28,12 +30,35 @@ pub const USES: Uses = Uses::Everything;
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("chat", req, |req| async move {
         let (user, request, key) = read(app, &req).await?;
+        let reasoning = input::includes_reasoning(http::query_param(&req, "include"))?;
         let reply = chat::run_turn(app, &user, request, key.as_ref())
             .await
             .map_err(ApiError::from)?;
-        Ok(http::json_response(StatusCode::OK, &reply))
+        Ok(http::json_response(
+            StatusCode::OK,
+            &Answer::of(&reply, reasoning),
+        ))
     })
     .await
+}
+
+/// The JSON answer: the turn's reply, with the model's reasoning only when asked for
+/// (`?include=reasoning`).
+#[derive(Serialize)]
+struct Answer<'a> {
+    #[serde(flatten)]
+    reply: &'a TurnReply,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<&'a str>,
+}
+
+impl<'a> Answer<'a> {
+    fn of(reply: &'a TurnReply, include_reasoning: bool) -> Self {
+        Self {
+            reply,
+            reasoning: include_reasoning.then_some(reply.reasoning.as_str()),
+        }
+    }
 }
 
 /// Handles one chat request for the streaming runtime: a streamed turn when the client
@@ -66,7 +91,7 @@ pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseB
                 let reply = chat::run(&app, &user, *turn, &agent::Silent).await?;
                 Ok(ResponseBody::full(http::json_response(
                     StatusCode::OK,
-                    &reply,
+                    &Answer::of(&reply, false),
                 )))
             }
             Admission::Run(turn) => Ok(stream_turn(app.clone(), user, *turn, request_id)),

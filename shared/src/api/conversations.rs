@@ -8,6 +8,7 @@ use crate::{
     db::{self, conversations::Conversation, messages::StoredMessage},
     http::{self, ApiError},
     input,
+    llm::Reasoning,
 };
 
 /// What these handlers' functions build at cold start: the database and token verification.
@@ -25,8 +26,30 @@ struct ConversationList {
 struct ConversationDetail {
     #[serde(flatten)]
     conversation: Conversation,
-    messages: Vec<StoredMessage>,
+    messages: Vec<MessageView>,
     has_more: bool,
+}
+
+/// A stored message as answered: the reasoning's readable text only when asked for
+/// (`?include=reasoning`), and then on every assistant message.
+#[derive(Serialize)]
+struct MessageView {
+    #[serde(flatten)]
+    message: StoredMessage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<String>,
+}
+
+impl MessageView {
+    fn of(message: StoredMessage, include_reasoning: bool) -> Self {
+        let reasoning =
+            (include_reasoning && message.role == db::messages::Role::Assistant).then(|| {
+                serde_json::from_value::<Reasoning>(message.reasoning.clone())
+                    .unwrap_or_default()
+                    .text()
+            });
+        Self { message, reasoning }
+    }
 }
 
 /// Lists the caller's conversations, most recently updated first: `?limit=1..=100&offset=0..`.
@@ -57,12 +80,13 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
 }
 
 /// Shows one of the caller's conversations with its latest messages, oldest first:
-/// `?limit=1..=200`.
+/// `?limit=1..=200`, `?include=reasoning`.
 pub async fn get(app: &App, req: Request) -> Response<Body> {
     http::serve("get_conversation", req, |req| async move {
         let user = http::authenticate(app.verifier()?, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 100, 1, 200)?;
+        let reasoning = input::includes_reasoning(http::query_param(&req, "include"))?;
         let client = app.db.get().await?;
         let conversation = db::conversations::get(&client, &user, id)
             .await?
@@ -76,7 +100,10 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
             &ConversationDetail {
                 has_more: first > 1,
                 conversation,
-                messages,
+                messages: messages
+                    .into_iter()
+                    .map(|m| MessageView::of(m, reasoning))
+                    .collect(),
             },
         ))
     })

@@ -14,6 +14,7 @@ use crate::{
         self,
         turns::{KeyedState, KeyedTurn, Refusal},
     },
+    llm::Reasoning,
 };
 
 /// How much longer than the turn deadline a conversation's lease lasts.
@@ -177,6 +178,7 @@ pub async fn admit(
             message_id,
             content,
             tool_calls,
+            reasoning,
             created_at,
         } => Ok(Admission::Replay(TurnReply {
             conversation_id: earlier.conversation_id,
@@ -184,6 +186,9 @@ pub async fn admit(
             assistant_message_id: message_id,
             response: content,
             tool_calls: serde_json::from_value(tool_calls).unwrap_or_default(),
+            reasoning: serde_json::from_value::<Reasoning>(reasoning)
+                .unwrap_or_default()
+                .text(),
             created_at,
         })),
         KeyedState::InProgress => Err(Refusal::Busy.into()),

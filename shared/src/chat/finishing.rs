@@ -23,6 +23,10 @@ pub struct TurnReply {
     pub response: String,
     /// Tools run during the turn, in order.
     pub tool_calls: Vec<ToolCallRecord>,
+    /// A reasoning model's readable thoughts (empty for other models); answered only when
+    /// the client asks for them.
+    #[serde(skip)]
+    pub reasoning: String,
     /// When the assistant message was stored.
     pub created_at: DateTime<Utc>,
 }

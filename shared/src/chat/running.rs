@@ -35,10 +35,12 @@ pub async fn run(
     };
 
     let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
+    let reasoning = serde_json::to_value(&reply.reasoning).expect("reasoning serialises");
     let stored_reply = db::turns::Reply {
         message_id: turn.assistant_message_id,
         content: &reply.text,
         tool_calls: &tool_calls,
+        reasoning: &reasoning,
         prompt_tokens: reply.usage.prompt_tokens,
         completion_tokens: reply.usage.completion_tokens,
         llm_latency: reply.llm_latency,
@@ -68,6 +70,7 @@ pub async fn run(
         assistant_message_id: turn.assistant_message_id,
         response: reply.text,
         tool_calls: reply.tool_calls,
+        reasoning: reply.reasoning.text(),
         created_at,
     })
 }

@@ -48,6 +48,10 @@ pub struct StoredMessage {
     pub content: String,
     /// The tool calls made while producing it (assistant messages only).
     pub tool_calls: Value,
+    /// A reasoning model's thoughts in its provider's fields (`{}` when none); shown only
+    /// when a client asks, so never serialised with the message.
+    #[serde(skip)]
+    pub reasoning: Value,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
 }
@@ -66,7 +70,7 @@ pub async fn range(
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
         .query(
-            "SELECT id, role, content, tool_calls, created_at FROM messages
+            "SELECT id, role, content, tool_calls, reasoning, created_at FROM messages
              WHERE conversation_id = $1 AND user_id = $2 AND seq BETWEEN $3 AND $4
              ORDER BY seq",
             &[
@@ -95,7 +99,7 @@ pub async fn preceding(
                  SELECT seq FROM messages
                  WHERE id = $3 AND conversation_id = $1 AND user_id = $2
              )
-             SELECT id, role, content, tool_calls, created_at FROM messages
+             SELECT id, role, content, tool_calls, reasoning, created_at FROM messages
              WHERE conversation_id = $1 AND user_id = $2
                AND seq >= (SELECT seq FROM anchor) - $4 AND seq < (SELECT seq FROM anchor)
              ORDER BY seq",
@@ -118,6 +122,7 @@ fn from_row(row: &tokio_postgres::Row) -> Result<StoredMessage, DbError> {
             .ok_or_else(|| DbError::Invariant(format!("unknown role {role:?} in messages")))?,
         content: row.get("content"),
         tool_calls: row.get("tool_calls"),
+        reasoning: row.get("reasoning"),
         created_at: row.get("created_at"),
     })
 }

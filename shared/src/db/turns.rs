@@ -290,6 +290,8 @@ pub struct Reply<'a> {
     pub content: &'a str,
     /// The tool calls of the turn, as stored.
     pub tool_calls: &'a Value,
+    /// The model's reasoning over the turn, in its provider's fields.
+    pub reasoning: &'a Value,
     /// Prompt tokens the provider reported for the turn.
     pub prompt_tokens: u64,
     /// Answer tokens the provider reported for the turn.
@@ -321,8 +323,9 @@ pub async fn finish(
              ),
              message AS (
                  INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls,
-                                       prompt_tokens, completion_tokens, llm_latency_ms)
-                 SELECT :message_id, id, :user, message_count, 'assistant', :content, :tool_calls, :prompt_tokens, :completion_tokens, :latency_ms FROM released
+                                       reasoning, prompt_tokens, completion_tokens, llm_latency_ms)
+                 SELECT :message_id, id, :user, message_count, 'assistant', :content, :tool_calls,
+                        :reasoning, :prompt_tokens, :completion_tokens, :latency_ms FROM released
                  RETURNING created_at
              ),
              turn AS (
@@ -337,6 +340,7 @@ pub async fn finish(
                 ("message_id", &reply.message_id, Type::UUID),
                 ("content", &reply.content, Type::TEXT),
                 ("tool_calls", reply.tool_calls, Type::JSONB),
+                ("reasoning", reply.reasoning, Type::JSONB),
                 ("prompt_tokens", &prompt_tokens, Type::INT4),
                 ("completion_tokens", &completion_tokens, Type::INT4),
                 ("latency_ms", &latency_ms, Type::INT4),
@@ -393,6 +397,8 @@ pub enum KeyedState {
         content: String,
         /// Its tool calls.
         tool_calls: Value,
+        /// Its reasoning, in the provider's fields.
+        reasoning: Value,
         /// When it was stored.
         created_at: DateTime<Utc>,
     },
@@ -414,7 +420,7 @@ pub async fn find_keyed(
                     um.content AS user_message,
                     coalesce(c.turn_lease_id = t.id AND c.turn_lease_until > now(), false)
                         AS in_progress,
-                    am.id AS assistant_id, am.content, am.tool_calls, am.created_at
+                    am.id AS assistant_id, am.content, am.tool_calls, am.reasoning, am.created_at
              FROM turns t
              JOIN conversations c ON c.id = t.conversation_id
              JOIN messages um ON um.id = t.user_message_id
@@ -431,6 +437,7 @@ pub async fn find_keyed(
                 message_id,
                 content: row.get("content"),
                 tool_calls: row.get("tool_calls"),
+                reasoning: row.get("reasoning"),
                 created_at: row.get("created_at"),
             },
             _ if row.get::<_, bool>("in_progress") => KeyedState::InProgress,

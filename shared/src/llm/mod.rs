@@ -2,7 +2,10 @@
 //! A call answers as one JSON body, or, when the caller watches the text as it is written,
 //! as a stream of server-sent events ([`stream`]).
 
+mod reasoning;
 mod stream;
+
+pub use reasoning::Reasoning;
 
 use std::time::Duration;
 
@@ -37,6 +40,9 @@ pub enum Message {
         /// Tools the model asks to run.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tool_calls: Vec<ToolCall>,
+        /// What a reasoning model thought first, sent back in its provider's own fields.
+        #[serde(flatten)]
+        reasoning: Reasoning,
     },
     /// The result of one tool call, paired to it by id.
     Tool {
@@ -58,6 +64,10 @@ pub struct ToolCall {
     pub kind: String,
     /// The function and its arguments.
     pub function: FunctionCall,
+    /// Provider data that must come back with the call: Gemini's thought signature
+    /// (`{"google": {"thought_signature": ...}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<Value>,
 }
 
 fn function_kind() -> String {
@@ -114,6 +124,8 @@ pub struct Completion {
     pub content: Option<String>,
     /// Tools the model asks to run, in order.
     pub tool_calls: Vec<ToolCall>,
+    /// What a reasoning model thought first; never part of `content`.
+    pub reasoning: Reasoning,
     /// What the provider reported it used.
     pub usage: Option<Usage>,
 }
@@ -167,8 +179,17 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-/// Receives the answer's text as the model writes it.
-pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
+/// A piece of a streamed answer, as the model writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta<'a> {
+    /// Text of the answer.
+    Text(&'a str),
+    /// Readable reasoning, written before (or between) the answer's parts.
+    Reasoning(&'a str),
+}
+
+/// Receives a streamed answer's pieces as the model writes them.
+pub type OnDelta<'a> = &'a mut (dyn FnMut(Delta<'_>) + Send);
 
 #[derive(Deserialize)]
 struct CompletionResponse {
@@ -186,6 +207,8 @@ struct ResponseMessage {
     content: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<ToolCall>>,
+    #[serde(flatten)]
+    reasoning: Reasoning,
 }
 
 /// Where and how to reach the OpenAI-compatible chat-completions API.
@@ -233,21 +256,21 @@ impl LlmClient {
         }
     }
 
-    /// Asks the model for the next message, giving up after `within`. With `on_text`, the
-    /// answer is streamed and its text handed over piece by piece as it arrives. A transient
-    /// failure is retried once after a short backoff when the deadline leaves room for it,
-    /// and only if no text was handed over yet (a retry would repeat it).
+    /// Asks the model for the next message, giving up after `within`. With `on_delta`, the
+    /// answer is streamed and its text and reasoning handed over piece by piece as they
+    /// arrive. A transient failure is retried once after a short backoff when the deadline
+    /// leaves room for it, and only if nothing was handed over yet (a retry would repeat it).
     pub async fn complete(
         &self,
         messages: &[Message],
         tools: &[ToolSpec],
         within: Duration,
-        mut on_text: Option<OnText<'_>>,
+        mut on_delta: Option<OnDelta<'_>>,
     ) -> Result<Completion, LlmError> {
         let deadline = Instant::now() + within;
         let mut spoke = false;
-        let first: Option<OnText<'_>> = match on_text.as_mut() {
-            Some(on_text) => Some(&mut **on_text),
+        let first: Option<OnDelta<'_>> = match on_delta.as_mut() {
+            Some(on_delta) => Some(&mut **on_delta),
             None => None,
         };
         match self
@@ -262,7 +285,7 @@ impl LlmClient {
                 tracing::warn!(error = %e, "llm call failed; retrying once");
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 let left = deadline.saturating_duration_since(Instant::now());
-                self.attempt(messages, tools, left, on_text, &mut spoke)
+                self.attempt(messages, tools, left, on_delta, &mut spoke)
                     .await
             }
             outcome => outcome,
@@ -270,20 +293,20 @@ impl LlmClient {
     }
 
     /// One request, limited by `within` and the configured per-request timeout; `spoke`
-    /// records whether any text was handed to `on_text`.
+    /// records whether anything was handed to `on_delta`.
     async fn attempt(
         &self,
         messages: &[Message],
         tools: &[ToolSpec],
         within: Duration,
-        on_text: Option<OnText<'_>>,
+        on_delta: Option<OnDelta<'_>>,
         spoke: &mut bool,
     ) -> Result<Completion, LlmError> {
         let timeout = within.min(self.config.request_timeout);
         if timeout.is_zero() {
             return Err(LlmError::Timeout);
         }
-        let streamed = on_text.is_some();
+        let streamed = on_delta.is_some();
         let mut request =
             self.http
                 .post(&self.endpoint)
@@ -300,7 +323,7 @@ impl LlmClient {
         if !self.config.api_key.is_empty() {
             request = request.bearer_auth(&self.config.api_key);
         }
-        let Some(on_text) = on_text else {
+        let Some(on_delta) = on_delta else {
             let response = request.send().await.map_err(transport_error)?;
             let status = response.status();
             if !status.is_success() {
@@ -319,7 +342,14 @@ impl LlmClient {
         if !status.is_success() {
             return Err(LlmError::Status(status.as_u16()));
         }
-        stream::read(response, deadline, self.config.idle_timeout, on_text, spoke).await
+        stream::read(
+            response,
+            deadline,
+            self.config.idle_timeout,
+            on_delta,
+            spoke,
+        )
+        .await
     }
 }
 
@@ -331,10 +361,12 @@ fn transport_error(e: reqwest::Error) -> LlmError {
     }
 }
 
-/// A completion from what the model said, refusing an answer with neither text nor tools.
+/// A completion from what the model said, refusing an answer with neither text nor tools
+/// (reasoning alone is not an answer).
 fn completion(
     content: Option<String>,
     mut tool_calls: Vec<ToolCall>,
+    reasoning: Reasoning,
     usage: Option<Usage>,
 ) -> Result<Completion, LlmError> {
     let content = content.filter(|c| !c.trim().is_empty());
@@ -349,6 +381,7 @@ fn completion(
     Ok(Completion {
         content,
         tool_calls,
+        reasoning,
         usage,
     })
 }
@@ -364,6 +397,7 @@ fn parse_completion(body: &[u8]) -> Result<Completion, LlmError> {
     completion(
         choice.message.content,
         choice.message.tool_calls.unwrap_or_default(),
+        choice.message.reasoning,
         parsed.usage,
     )
 }
@@ -423,5 +457,46 @@ mod tests {
             serde_json::to_value(&messages).unwrap(),
             json!([{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1", "content": "{}"}])
         );
+    }
+
+    #[test]
+    fn a_reasoning_answer_keeps_its_thought_apart_from_the_text() {
+        let body = json!({"choices": [{"message": {"role": "assistant", "content": "Done.",
+            "reasoning_content": "Think first.", "tool_calls": null}}]});
+        let completion = parse_completion(body.to_string().as_bytes()).unwrap();
+        assert_eq!(completion.content.as_deref(), Some("Done."));
+        assert_eq!(completion.reasoning.text(), "Think first.");
+    }
+
+    #[test]
+    fn an_assistant_tool_call_message_goes_back_with_its_providers_reasoning_fields() {
+        let message = Message::Assistant {
+            content: None,
+            tool_calls: vec![ToolCall {
+                id: "c1".into(),
+                kind: "function".into(),
+                function: FunctionCall {
+                    name: "list_tasks".into(),
+                    arguments: "{}".into(),
+                },
+                extra_content: Some(json!({"google": {"thought_signature": "sig"}})),
+            }],
+            reasoning: Reasoning {
+                reasoning_details: Some(vec![json!({"type": "reasoning.encrypted", "data": "x"})]),
+                ..Reasoning::default()
+            },
+        };
+
+        let wire = serde_json::to_value(&message).unwrap();
+
+        assert_eq!(
+            wire,
+            json!({"role": "assistant", "content": null,
+                "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "list_tasks", "arguments": "{}"},
+                    "extra_content": {"google": {"thought_signature": "sig"}}}],
+                "reasoning_details": [{"type": "reasoning.encrypted", "data": "x"}]})
+        );
+        assert_eq!(serde_json::from_value::<Message>(wire).unwrap(), message);
     }
 }

@@ -25,7 +25,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{Completion, FunctionCall, LlmError, OnText, ToolCall, Usage, completion};
+use super::{
+    Completion, Delta, FunctionCall, LlmError, OnDelta, Reasoning, ToolCall, Usage, completion,
+};
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -38,16 +40,18 @@ struct Chunk {
 #[derive(Deserialize)]
 struct ChunkChoice {
     #[serde(default)]
-    delta: Delta,
+    delta: ChunkDelta,
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
-struct Delta {
+struct ChunkDelta {
     content: Option<String>,
     // Some providers send `null` on every delta, text answers included.
     #[serde(default, deserialize_with = "null_as_empty")]
     tool_calls: Vec<ToolCallDelta>,
+    #[serde(flatten)]
+    reasoning: Reasoning,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(
@@ -61,6 +65,7 @@ struct ToolCallDelta {
     index: Option<u32>,
     id: Option<String>,
     function: Option<FunctionDelta>,
+    extra_content: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +78,7 @@ struct FunctionDelta {
 #[derive(Default)]
 struct Assembly {
     content: String,
+    reasoning: Reasoning,
     /// The tool calls in the order they began.
     calls: Vec<PartialCall>,
     usage: Option<Usage>,
@@ -86,6 +92,7 @@ struct PartialCall {
     id: String,
     name: String,
     arguments: String,
+    extra_content: Option<serde_json::Value>,
 }
 
 impl Assembly {
@@ -124,14 +131,20 @@ impl Assembly {
         &mut self.calls[at]
     }
 
-    /// Adds one chunk, handing its text to `on_text`.
-    fn push(&mut self, chunk: Chunk, on_text: &mut OnText<'_>, spoke: &mut bool) {
+    /// Adds one chunk, handing its reasoning and text to `on_delta`.
+    fn push(&mut self, chunk: Chunk, on_delta: &mut OnDelta<'_>, spoke: &mut bool) {
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
         for choice in chunk.choices {
+            let thought = choice.delta.reasoning.text();
+            if !thought.is_empty() {
+                on_delta(Delta::Reasoning(&thought));
+                *spoke = true;
+            }
+            self.reasoning.extend(choice.delta.reasoning);
             if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
-                on_text(&text);
+                on_delta(Delta::Text(&text));
                 *spoke = true;
                 self.content.push_str(&text);
             }
@@ -141,6 +154,9 @@ impl Assembly {
                 // only the arguments arrive in pieces.
                 if let Some(id) = delta.id.filter(|id| !id.is_empty() && call.id.is_empty()) {
                     call.id = id;
+                }
+                if delta.extra_content.is_some() {
+                    call.extra_content = delta.extra_content;
                 }
                 if let Some(function) = delta.function {
                     if let Some(name) = function.name.filter(|_| call.name.is_empty()) {
@@ -173,9 +189,10 @@ impl Assembly {
                     name: call.name,
                     arguments: call.arguments,
                 },
+                extra_content: call.extra_content,
             });
         }
-        completion(Some(self.content), tool_calls, self.usage)
+        completion(Some(self.content), tool_calls, self.reasoning, self.usage)
     }
 }
 
@@ -190,7 +207,7 @@ pub(super) async fn read(
     response: reqwest::Response,
     deadline: Instant,
     idle: Duration,
-    mut on_text: OnText<'_>,
+    mut on_delta: OnDelta<'_>,
     spoke: &mut bool,
 ) -> Result<Completion, LlmError> {
     // Comment lines never surface as events, so bytes are watched underneath the parser.
@@ -247,7 +264,7 @@ pub(super) async fn read(
                 "provider finished with an error: {data}"
             )));
         }
-        assembly.push(chunk, &mut on_text, spoke);
+        assembly.push(chunk, &mut on_delta, spoke);
     }
     assembly.finish(done)
 }
@@ -261,18 +278,30 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
-    fn assemble(chunks: Vec<serde_json::Value>) -> (Result<Completion, LlmError>, Vec<String>) {
-        let mut pieces = Vec::new();
+    /// The completion the chunks make, the text pieces handed over and the reasoning
+    /// pieces handed over.
+    fn assemble_all(
+        chunks: Vec<serde_json::Value>,
+    ) -> (Result<Completion, LlmError>, Vec<String>, Vec<String>) {
+        let (mut texts, mut thoughts) = (Vec::new(), Vec::new());
         let mut assembly = Assembly::default();
         let mut spoke = false;
         {
-            let mut on_text = |t: &str| pieces.push(t.to_owned());
-            let mut on_text: OnText<'_> = &mut on_text;
+            let mut collect = |delta: Delta<'_>| match delta {
+                Delta::Text(t) => texts.push(t.to_owned()),
+                Delta::Reasoning(t) => thoughts.push(t.to_owned()),
+            };
+            let mut on_delta: OnDelta<'_> = &mut collect;
             for value in chunks {
-                assembly.push(chunk(value), &mut on_text, &mut spoke);
+                assembly.push(chunk(value), &mut on_delta, &mut spoke);
             }
         }
-        (assembly.finish(false), pieces)
+        (assembly.finish(false), texts, thoughts)
+    }
+
+    fn assemble(chunks: Vec<serde_json::Value>) -> (Result<Completion, LlmError>, Vec<String>) {
+        let (completion, texts, _) = assemble_all(chunks);
+        (completion, texts)
     }
 
     #[test]
@@ -335,13 +364,13 @@ mod tests {
                 .body(body.to_owned())
                 .unwrap(),
         );
-        let mut on_text = |_: &str| {};
+        let mut on_delta = |_: Delta<'_>| {};
         let deadline = Instant::now() + Duration::from_secs(5);
         read(
             response,
             deadline,
             Duration::from_secs(5),
-            &mut on_text,
+            &mut on_delta,
             &mut false,
         )
         .await
@@ -459,5 +488,51 @@ mod tests {
         for failed in [finish, object] {
             assert!(matches!(&failed, Err(e) if e.is_transient()), "{failed:?}");
         }
+    }
+
+    #[test]
+    fn deepseeks_streamed_reasoning_is_handed_over_apart_from_the_text_and_kept() {
+        let (completion, texts, thoughts) = assemble_all(vec![
+            json!({"choices": [{"delta": {"role": "assistant", "content": null, "reasoning_content": ""}}]}),
+            json!({"choices": [{"delta": {"content": null, "reasoning_content": "The user wants"}}]}),
+            json!({"choices": [{"delta": {"content": null, "reasoning_content": " milk."}}]}),
+            json!({"choices": [{"delta": {"content": "Adding it.", "reasoning_content": null}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_0", "type": "function",
+                "function": {"name": "add_task", "arguments": "{\"title\":\"milk\"}"}}]},
+                "finish_reason": "tool_calls"}]}),
+        ]);
+        let completion = completion.unwrap();
+
+        assert_eq!(thoughts, ["The user wants", " milk."]);
+        assert_eq!(texts, ["Adding it."]);
+        assert_eq!(completion.content.as_deref(), Some("Adding it."));
+        assert_eq!(
+            completion.reasoning.reasoning_content.as_deref(),
+            Some("The user wants milk.")
+        );
+    }
+
+    #[test]
+    fn geminis_thought_signature_stays_with_its_call() {
+        let signature = json!({"google": {"thought_signature": "CiQB0e2Kb1"}});
+        let (completion, _) = assemble(vec![json!({"choices": [{"delta": {"role": "assistant",
+            "tool_calls": [{"extra_content": signature, "function": {"arguments": "{}",
+                "name": "list_tasks"}, "id": "", "type": "function"}]},
+            "finish_reason": "tool_calls", "index": 0}]})]);
+
+        let call = &completion.unwrap().tool_calls[0];
+        assert_eq!(call.extra_content.as_ref(), Some(&signature));
+        assert_eq!(
+            serde_json::to_value(call).unwrap()["extra_content"],
+            signature
+        );
+    }
+
+    #[test]
+    fn reasoning_alone_is_not_an_answer() {
+        let (completion, _, thoughts) = assemble_all(vec![json!({"choices": [{
+            "delta": {"reasoning": "Hmm."}, "finish_reason": "stop"}]})]);
+        assert_eq!(thoughts, ["Hmm."]);
+        assert!(matches!(completion, Err(LlmError::BadResponse(_))));
     }
 }

@@ -808,7 +808,7 @@ impl Rendezvous {
             most: Arc::new(most),
             expected,
         };
-        let router = demo_llm::server::router(Duration::ZERO)
+        let router = demo_llm::server::router(demo_llm::server::Style::default())
             .layer(axum::middleware::from_fn_with_state(meeting, meet));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
