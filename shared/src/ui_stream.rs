@@ -8,7 +8,15 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::{agent::Event, chat::TurnReply, http::ApiError};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::{
+    agent::{Event, Observer},
+    chat::{TurnIds, TurnReply},
+    http::ApiError,
+};
 
 /// Response headers of a UI message stream, as the SDK's own servers send them.
 pub const HEADERS: [(&str, &str); 5] = [
@@ -24,24 +32,12 @@ pub const HEADERS: [(&str, &str); 5] = [
 pub const HEARTBEAT: &[u8] = b": keep-alive\n\n";
 
 /// The ids a client needs, sent as the message's metadata.
-#[derive(Debug, Clone, Copy)]
-pub struct TurnIds {
-    /// The conversation the turn belongs to.
-    pub conversation_id: uuid::Uuid,
-    /// The stored user message.
-    pub user_message_id: uuid::Uuid,
-    /// The assistant message (the stream's message id).
-    pub assistant_message_id: uuid::Uuid,
-}
-
-impl TurnIds {
-    fn metadata(&self) -> Value {
-        json!({
-            "conversation_id": self.conversation_id,
-            "user_message_id": self.user_message_id,
-            "assistant_message_id": self.assistant_message_id,
-        })
-    }
+fn metadata(ids: &TurnIds) -> Value {
+    json!({
+        "conversation_id": ids.conversation_id,
+        "user_message_id": ids.user_message_id,
+        "assistant_message_id": ids.assistant_message_id,
+    })
 }
 
 /// Turns a turn's events into protocol chunks, keeping track of the open text or
@@ -75,7 +71,7 @@ impl Encoder {
         sse(&[json!({
             "type": "start",
             "messageId": self.ids.assistant_message_id,
-            "messageMetadata": self.ids.metadata(),
+            "messageMetadata": metadata(&self.ids),
         })])
     }
 
@@ -117,7 +113,7 @@ impl Encoder {
     pub fn finish(&mut self, reply: &TurnReply) -> Bytes {
         let mut chunks = Vec::with_capacity(2);
         self.close_text(&mut chunks);
-        let mut metadata = self.ids.metadata();
+        let mut metadata = metadata(&self.ids);
         metadata["created_at"] = json!(reply.created_at);
         chunks.push(json!({"type": "finish", "finishReason": "stop", "messageMetadata": metadata}));
         done(sse(&chunks))
@@ -168,8 +164,19 @@ impl Encoder {
     }
 }
 
+/// A turn that already completed, as the whole stream it would have sent.
+pub fn replay(reply: &TurnReply) -> Bytes {
+    let mut encoder = Encoder::new(reply.ids);
+    let mut bytes = encoder.start().to_vec();
+    for event in replayed(reply) {
+        bytes.extend_from_slice(&encoder.event(event));
+    }
+    bytes.extend_from_slice(&encoder.finish(reply));
+    bytes.into()
+}
+
 /// The events of a turn that already completed, for a replay as a stream.
-pub fn replayed(reply: &TurnReply) -> Vec<Event> {
+fn replayed(reply: &TurnReply) -> Vec<Event> {
     let mut events = vec![Event::StepStart];
     if !reply.reasoning.is_empty() {
         events.push(Event::ReasoningDelta(reply.reasoning.clone()));
@@ -188,6 +195,55 @@ pub fn replayed(reply: &TurnReply) -> Vec<Event> {
     events.push(Event::TextDelta(reply.response.clone()));
     events.push(Event::StepEnd);
     events
+}
+
+/// A turn streamed as it runs: each agent event is encoded and sent to the client, if the
+/// client is still there (a client that leaves does not stop the turn).
+pub struct Live {
+    sender: UnboundedSender<Bytes>,
+    encoder: Mutex<Encoder>,
+}
+
+impl Live {
+    /// Sends the stream's first chunk for the turn with `ids`.
+    pub fn start(ids: TurnIds, sender: UnboundedSender<Bytes>) -> Self {
+        let encoder = Encoder::new(ids);
+        let _ = sender.send(encoder.start());
+        Self {
+            sender,
+            encoder: Mutex::new(encoder),
+        }
+    }
+
+    /// Sends the stream's end: `finish` for a stored reply, else the error chunk; answers
+    /// the error's code, for the log.
+    pub fn end(
+        self,
+        outcome: &Result<TurnReply, ApiError>,
+        request_id: &str,
+    ) -> Option<&'static str> {
+        let mut encoder = self
+            .encoder
+            .into_inner()
+            .expect("encoder lock is never poisoned");
+        let (last, error_code) = match outcome {
+            Ok(reply) => (encoder.finish(reply), None),
+            Err(e) => (encoder.error(e, request_id), Some(e.code())),
+        };
+        let _ = self.sender.send(last);
+        error_code
+    }
+}
+
+impl Observer for Live {
+    fn on(&self, event: Event) {
+        let bytes = self
+            .encoder
+            .lock()
+            .expect("encoder lock is never poisoned")
+            .event(event);
+        let _ = self.sender.send(bytes);
+    }
 }
 
 fn sse(chunks: &[Value]) -> Bytes {

@@ -1,25 +1,22 @@
 //! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn, answered as JSON, or
 //! as a UI message stream when the client sends `Accept: text/event-stream`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use lambda_http::{
     Body, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument;
 
 use crate::{
-    agent::{self, Event, Observer},
+    agent,
     app::{App, Uses},
     auth::UserId,
     chat::{self, Admission, ChatRequest, IdempotencyKey, Turn, TurnReply},
     http::{self, ApiError, ResponseBody},
-    input,
-    ui_stream::{self, Encoder, TurnIds},
+    input, ui_stream,
 };
 
 /// What these handlers' functions build at cold start: everything: tokens, the model and its tools.
@@ -72,20 +69,9 @@ pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseB
         let (user, request, key) = read(&app, &req).await?;
         let request_id = http::request_id(&req);
         match chat::admit(&app, &user, request, key.as_ref()).await? {
-            Admission::Replay(reply) => {
-                let ids = TurnIds {
-                    conversation_id: reply.conversation_id,
-                    user_message_id: reply.user_message_id,
-                    assistant_message_id: reply.assistant_message_id,
-                };
-                let mut encoder = Encoder::new(ids);
-                let mut bytes = encoder.start().to_vec();
-                for event in ui_stream::replayed(&reply) {
-                    bytes.extend_from_slice(&encoder.event(event));
-                }
-                bytes.extend_from_slice(&encoder.finish(&reply));
-                Ok(stream_response(ResponseBody::Full(Some(bytes.into()))))
-            }
+            Admission::Replay(reply) => Ok(stream_response(ResponseBody::Full(Some(
+                ui_stream::replay(&reply),
+            )))),
             Admission::Run(turn) if app.llm.is_none() => {
                 // Nothing to stream: the turn fails at once, its message stored, as JSON.
                 let reply = chat::run(&app, &user, *turn, &agent::Silent).await?;
@@ -131,32 +117,11 @@ fn stream_turn(
     turn: Turn,
     request_id: String,
 ) -> Response<ResponseBody> {
-    let ids = TurnIds {
-        conversation_id: turn.conversation_id(),
-        user_message_id: turn.user_message_id(),
-        assistant_message_id: turn.assistant_message_id(),
-    };
     let (sender, body) = ResponseBody::channel(app.config.stream_heartbeat, ui_stream::HEARTBEAT);
-    let encoder = Encoder::new(ids);
-    let _ = sender.send(encoder.start());
-    let forward = Forward {
-        sender,
-        encoder: Mutex::new(encoder),
-    };
+    let live = ui_stream::Live::start(turn.ids(), sender);
     let run = async move {
-        let outcome = chat::run(&app, &user, turn, &forward).await;
-        let mut encoder = forward
-            .encoder
-            .into_inner()
-            .expect("encoder lock is never poisoned");
-        let (last, error_code) = match outcome {
-            Ok(reply) => (encoder.finish(&reply), None),
-            Err(e) => {
-                let e = ApiError::from(e);
-                (encoder.error(&e, &request_id), Some(e.code()))
-            }
-        };
-        let _ = forward.sender.send(last);
+        let outcome = chat::run(&app, &user, turn, &live).await;
+        let error_code = live.end(&outcome.map_err(ApiError::from), &request_id);
         tracing::info!(error_code, "stream finished");
     };
     tokio::spawn(run.in_current_span());
@@ -172,22 +137,4 @@ fn stream_response(body: ResponseBody) -> Response<ResponseBody> {
             .insert(name, HeaderValue::from_static(value));
     }
     response
-}
-
-/// The stream's observer: encodes each agent event and sends it to the client, if the
-/// client is still there.
-struct Forward {
-    sender: UnboundedSender<Bytes>,
-    encoder: Mutex<Encoder>,
-}
-
-impl Observer for Forward {
-    fn on(&self, event: Event) {
-        let bytes = self
-            .encoder
-            .lock()
-            .expect("encoder lock is never poisoned")
-            .event(event);
-        let _ = self.sender.send(bytes);
-    }
 }

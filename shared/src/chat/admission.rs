@@ -6,7 +6,12 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{ChatError, ChatRequest, IdempotencyKey, StoredUserMessage, TurnReply, title_for};
+use super::{
+    error::ChatError,
+    finishing::{TurnReply, title_for},
+    input::{ChatRequest, IdempotencyKey},
+    turn::{Turn, TurnIds},
+};
 use crate::{
     app::App,
     auth::UserId,
@@ -23,73 +28,28 @@ const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// What [`admit`] answers: a turn to run, or the stored answer of one that already ran
 /// under the same key.
 pub enum Admission {
-    /// Run it with [`run`](super::run).
+    /// Run it with `chat::run`.
     Run(Box<Turn>),
     /// The stored answer of the completed turn.
     Replay(TurnReply),
 }
 
-/// The one state of an admitted turn: its connection, its user message (stored, with the
-/// conversation's lease held), its deadline and the id its answer will be stored under.
-pub struct Turn {
-    pub(super) client: db::Client,
-    /// The turn (and lease) id.
-    pub(super) id: Uuid,
-    pub(super) conversation_id: Uuid,
-    pub(super) user_message_id: Uuid,
-    pub(super) text: String,
-    pub(super) new_conversation: bool,
-    /// Whether the client sent an idempotency key, so the turn's tool calls are journaled.
-    pub(super) keyed: bool,
-    /// Whether an earlier attempt may have journaled tool calls.
-    pub(super) resumed: bool,
-    pub(super) deadline: Instant,
-    pub(super) assistant_message_id: Uuid,
-}
-
 impl Turn {
-    /// The conversation the turn belongs to.
-    pub fn conversation_id(&self) -> Uuid {
-        self.conversation_id
-    }
-
-    /// The stored user message.
-    pub fn user_message_id(&self) -> Uuid {
-        self.user_message_id
-    }
-
-    /// The id the assistant message will be stored under.
-    pub fn assistant_message_id(&self) -> Uuid {
-        self.assistant_message_id
-    }
-
-    /// The turn whose tool calls are journaled: this one, when it is keyed.
-    pub(super) fn journal(&self) -> Option<Uuid> {
-        self.keyed.then_some(self.id)
-    }
-
-    /// Where the user message is stored, for an error that must say so.
-    pub(super) fn stored(&self) -> StoredUserMessage {
-        StoredUserMessage {
-            conversation_id: self.conversation_id,
-            message_id: self.user_message_id,
-        }
-    }
-
     /// A new turn for `request`, with fresh ids; nothing is stored yet.
     fn fresh(client: db::Client, request: &ChatRequest, keyed: bool, deadline: Instant) -> Self {
-        let id = Uuid::new_v4();
         Turn {
             client,
-            id,
-            conversation_id: request.conversation_id.unwrap_or_else(Uuid::new_v4),
-            user_message_id: Uuid::new_v4(),
+            id: Uuid::new_v4(),
+            ids: TurnIds {
+                conversation_id: request.conversation_id.unwrap_or_else(Uuid::new_v4),
+                user_message_id: Uuid::new_v4(),
+                assistant_message_id: Uuid::new_v4(),
+            },
             text: request.message.as_str().to_owned(),
             new_conversation: request.conversation_id.is_none(),
             keyed,
             resumed: false,
             deadline,
-            assistant_message_id: Uuid::new_v4(),
         }
     }
 
@@ -98,14 +58,16 @@ impl Turn {
         Turn {
             client,
             id: earlier.id,
-            conversation_id: earlier.conversation_id,
-            user_message_id: earlier.user_message_id,
+            ids: TurnIds {
+                conversation_id: earlier.conversation_id,
+                user_message_id: earlier.user_message_id,
+                assistant_message_id: Uuid::new_v4(),
+            },
             text: earlier.user_message,
             new_conversation: false,
             keyed: true,
             resumed: true,
             deadline,
-            assistant_message_id: Uuid::new_v4(),
         }
     }
 
@@ -119,16 +81,17 @@ impl Turn {
         let new_turn = db::turns::NewTurn {
             id: self.id,
             user,
-            message_id: self.user_message_id,
+            message_id: self.ids.user_message_id,
             content: &self.text,
             idempotency,
             limits: turn_limits(app),
         };
+        let conversation_id = self.ids.conversation_id;
         let claim = if self.new_conversation {
             let title = title_for(&self.text);
-            db::turns::begin_new(&self.client, new_turn, self.conversation_id, &title).await?
+            db::turns::begin_new(&self.client, new_turn, conversation_id, &title).await?
         } else {
-            db::turns::begin_existing(&self.client, new_turn, self.conversation_id).await?
+            db::turns::begin_existing(&self.client, new_turn, conversation_id).await?
         };
         Ok(claim?)
     }
@@ -181,9 +144,11 @@ pub async fn admit(
             reasoning,
             created_at,
         } => Ok(Admission::Replay(TurnReply {
-            conversation_id: earlier.conversation_id,
-            user_message_id: earlier.user_message_id,
-            assistant_message_id: message_id,
+            ids: TurnIds {
+                conversation_id: earlier.conversation_id,
+                user_message_id: earlier.user_message_id,
+                assistant_message_id: message_id,
+            },
             response: content,
             tool_calls: serde_json::from_value(tool_calls).unwrap_or_default(),
             reasoning: serde_json::from_value::<Reasoning>(reasoning)
@@ -198,7 +163,7 @@ pub async fn admit(
                 &turn.client,
                 user,
                 turn.id,
-                turn.conversation_id,
+                turn.ids.conversation_id,
                 turn_limits(app),
             )
             .await?;
@@ -208,7 +173,7 @@ pub async fn admit(
     }
 }
 
-pub(super) fn turn_limits(app: &App) -> db::turns::TurnLimits {
+fn turn_limits(app: &App) -> db::turns::TurnLimits {
     db::turns::TurnLimits {
         per_minute: app.config.rate_limit_per_minute,
         // Outlives the turn's deadline, so only a crashed invocation ever lets it lapse.

@@ -1,11 +1,10 @@
 //! What a finished turn leaves behind: the answer as the client sees it, the turn's metric
 //! line, and a new conversation's title.
 
+use super::turn::TurnIds;
+use crate::agent::{AgentReply, ToolCallRecord};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use uuid::Uuid;
-
-use crate::agent::{AgentReply, ToolCallRecord};
 
 /// Characters of the first message kept as the conversation's title.
 const TITLE_CHARS: usize = 50;
@@ -13,12 +12,9 @@ const TITLE_CHARS: usize = 50;
 /// A completed turn, as answered to the client.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnReply {
-    /// The conversation the turn belongs to.
-    pub conversation_id: Uuid,
-    /// The stored user message.
-    pub user_message_id: Uuid,
-    /// The stored assistant message.
-    pub assistant_message_id: Uuid,
+    /// Where its messages are stored.
+    #[serde(flatten)]
+    pub ids: TurnIds,
     /// The assistant's answer.
     pub response: String,
     /// Tools run during the turn, in order.

@@ -3,7 +3,11 @@
 
 use chrono::Utc;
 
-use super::{ChatError, TurnReply, admission::Turn, finishing};
+use super::{
+    error::ChatError,
+    finishing::{self, TurnReply},
+    turn::Turn,
+};
 use crate::{
     agent::{self, Limits, tools::TaskTools},
     app::App,
@@ -37,7 +41,7 @@ pub async fn run(
     let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
     let reasoning = serde_json::to_value(&reply.reasoning).expect("reasoning serialises");
     let stored_reply = db::turns::Reply {
-        message_id: turn.assistant_message_id,
+        message_id: turn.ids.assistant_message_id,
         content: &reply.text,
         tool_calls: &tool_calls,
         reasoning: &reasoning,
@@ -49,7 +53,7 @@ pub async fn run(
         &turn.client,
         user,
         turn.id,
-        turn.conversation_id,
+        turn.ids.conversation_id,
         &stored_reply,
     )
     .await;
@@ -65,9 +69,7 @@ pub async fn run(
 
     finishing::record_metrics(&reply);
     Ok(TurnReply {
-        conversation_id: turn.conversation_id,
-        user_message_id: turn.user_message_id,
-        assistant_message_id: turn.assistant_message_id,
+        ids: turn.ids,
         response: reply.text,
         tool_calls: reply.tool_calls,
         reasoning: reply.reasoning.text(),
@@ -95,8 +97,8 @@ async fn run_agent(
         let history = db::messages::preceding(
             client,
             user,
-            turn.conversation_id,
-            turn.user_message_id,
+            turn.ids.conversation_id,
+            turn.ids.user_message_id,
             HISTORY_LIMIT,
         )
         .await?;
@@ -152,11 +154,9 @@ async fn release(app: &App, turn: Turn) {
 
 async fn try_release(app: &App, turn: Turn) {
     let Turn {
-        client,
-        id,
-        conversation_id,
-        ..
+        client, id, ids, ..
     } = turn;
+    let conversation_id = ids.conversation_id;
     if !client.is_broken() && db::turns::fail(&client, id, conversation_id).await.is_ok() {
         return;
     }
