@@ -26,7 +26,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::{
-    Completion, Delta, FunctionCall, LlmError, OnDelta, Reasoning, ToolCall, Usage, completion,
+    reasoning::Reasoning,
+    wire::{Completion, Delta, FunctionCall, LlmError, OnDelta, ToolCall, Usage, completion},
 };
 
 #[derive(Deserialize)]
