@@ -233,7 +233,8 @@ impl ApiError {
 
     /// Answers the error: its status, envelope and headers.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
-        let mut response = super::json_response(self.status(), &self.envelope(request_id));
+        let mut response =
+            super::response::json_response(self.status(), &self.envelope(request_id));
         if let ApiError::RateLimited { retry_after } = self {
             response
                 .headers_mut()

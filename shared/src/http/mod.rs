@@ -3,36 +3,21 @@
 
 mod cors;
 mod error;
+mod response;
 mod streaming;
 
 use std::{future::Future, time::Instant};
 
-use lambda_http::{
-    Body, Request, RequestExt, Response,
-    http::{HeaderValue, StatusCode, header},
-    request::RequestContext,
-};
-use serde::Serialize;
+use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 pub use cors::{Cors, with_cors};
 pub use error::ApiError;
+pub use response::json_response;
 pub use streaming::ResponseBody;
 
 use crate::auth::{UserId, Verifier};
-
-/// Serialises `body` as a JSON response with `status`.
-pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).expect("response types always serialise");
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
 
 /// The id clients quote when reporting a problem: API Gateway's, else Lambda's, else a fresh one.
 pub fn request_id(req: &Request) -> String {

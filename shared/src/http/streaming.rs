@@ -52,7 +52,7 @@ impl ResponseBody {
         )
     }
 
-    /// A whole response (from [`json_response`](super::json_response) or an error) as this body.
+    /// A whole response (from [`json_response`](super::response::json_response) or an error) as this body.
     pub fn full(response: Response<lambda_http::Body>) -> Response<Self> {
         response.map(Self::from)
     }
