@@ -19,7 +19,8 @@ use crate::{
         turns::RecordedStep,
     },
     llm::{
-        Delta, FunctionCall, LlmClient, LlmError, Message, Reasoning, ToolCall, ToolSpec, Usage,
+        Completion, Delta, FunctionCall, LlmClient, LlmError, Message, OnDelta, Reasoning,
+        ToolCall, ToolSpec, Usage,
     },
 };
 use tools::TaskTools;
@@ -137,6 +138,58 @@ struct Progress {
     messages: Vec<Message>,
     records: Vec<ToolCallRecord>,
     reasoning: Reasoning,
+    usage: Usage,
+    llm_latency: Duration,
+}
+
+impl Progress {
+    fn new(messages: Vec<Message>) -> Self {
+        Self {
+            messages,
+            records: Vec::new(),
+            reasoning: Reasoning::default(),
+            usage: Usage::default(),
+            llm_latency: Duration::ZERO,
+        }
+    }
+
+    /// One model call over the messages so far, its text and reasoning streamed to
+    /// `observer` as they are written (when it wants them), its usage and wait counted.
+    async fn ask(
+        &mut self,
+        llm: &LlmClient,
+        specs: &[ToolSpec],
+        deadline: Instant,
+        observer: &dyn Observer,
+    ) -> Result<Completion, LlmError> {
+        let asked = Instant::now();
+        let mut on_delta = |delta: Delta<'_>| {
+            observer.on(match delta {
+                Delta::Text(text) => Event::TextDelta(text.to_owned()),
+                Delta::Reasoning(text) => Event::ReasoningDelta(text.to_owned()),
+            })
+        };
+        let on_delta: Option<OnDelta<'_>> = observer.wants_text().then_some(&mut on_delta);
+        let within = deadline.saturating_duration_since(asked);
+        let answer = llm.complete(&self.messages, specs, within, on_delta).await;
+        self.llm_latency += asked.elapsed();
+        if let Ok(Completion { usage: Some(u), .. }) = &answer {
+            self.usage.prompt_tokens += u.prompt_tokens;
+            self.usage.completion_tokens += u.completion_tokens;
+        }
+        answer
+    }
+
+    /// The turn's reply: `text`, with everything gathered on the way.
+    fn reply(self, text: String, last_reasoning: Reasoning) -> AgentReply {
+        AgentReply {
+            text,
+            tool_calls: self.records,
+            reasoning: self.reasoning.then(last_reasoning),
+            usage: self.usage,
+            llm_latency: self.llm_latency,
+        }
+    }
 }
 
 /// Runs the tool loop over `messages` (system prompt, history, the new user message),
@@ -157,13 +210,7 @@ pub async fn run(
     journal: Journal,
     observer: &dyn Observer,
 ) -> Result<AgentReply, AgentError> {
-    let mut progress = Progress {
-        messages,
-        records: Vec::new(),
-        reasoning: Reasoning::default(),
-    };
-    let mut usage = Usage::default();
-    let mut llm_latency = Duration::ZERO;
+    let mut progress = Progress::new(messages);
     let mut round = 0;
     while let Some(message) = recorded_round(&journal.recorded, round) {
         let steps: Vec<&RecordedStep> = journal
@@ -192,22 +239,8 @@ pub async fn run(
         round += 1;
     }
     while round < limits.max_rounds as i32 {
-        let asked = Instant::now();
-        let within = limits.deadline.saturating_duration_since(asked);
         observer.on(Event::StepStart);
-        let mut on_delta = |delta: Delta<'_>| {
-            observer.on(match delta {
-                Delta::Text(text) => Event::TextDelta(text.to_owned()),
-                Delta::Reasoning(text) => Event::ReasoningDelta(text.to_owned()),
-            })
-        };
-        let on_delta: Option<crate::llm::OnDelta<'_>> =
-            observer.wants_text().then_some(&mut on_delta);
-        let answer = llm
-            .complete(&progress.messages, specs, within, on_delta)
-            .await;
-        llm_latency += asked.elapsed();
-        let completion = match answer {
+        let completion = match progress.ask(llm, specs, limits.deadline, observer).await {
             Ok(completion) => completion,
             Err(e) if progress.records.is_empty() => return Err(e.into()),
             Err(e) => {
@@ -216,19 +249,10 @@ pub async fn run(
                 break;
             }
         };
-        if let Some(u) = completion.usage {
-            usage.prompt_tokens += u.prompt_tokens;
-            usage.completion_tokens += u.completion_tokens;
-        }
         if completion.tool_calls.is_empty() {
             observer.on(Event::StepEnd);
-            return Ok(AgentReply {
-                text: completion.content.unwrap_or_default(),
-                tool_calls: progress.records,
-                reasoning: progress.reasoning.then(completion.reasoning),
-                usage,
-                llm_latency,
-            });
+            let text = completion.content.unwrap_or_default();
+            return Ok(progress.reply(text, completion.reasoning));
         }
         // The reasoning goes back with the calls: providers that need it to continue a tool
         // loop (DeepSeek, OpenRouter, Gemini's signatures) find it where they left it.
@@ -255,13 +279,7 @@ pub async fn run(
     observer.on(Event::StepStart);
     observer.on(Event::TextDelta(text.clone()));
     observer.on(Event::StepEnd);
-    Ok(AgentReply {
-        text,
-        tool_calls: progress.records,
-        reasoning: progress.reasoning,
-        usage,
-        llm_latency,
-    })
+    Ok(progress.reply(text, Reasoning::default()))
 }
 
 /// The model's message for `round`, if the journal recorded the round's first call.
