@@ -89,7 +89,8 @@ struct Assembly {
 /// A tool call as far as it has arrived.
 #[derive(Default)]
 struct PartialCall {
-    index: Option<u32>,
+    /// Its `index`, or its place in the chunk that began it when the provider sent none.
+    index: u32,
     id: String,
     name: String,
     arguments: String,
@@ -98,23 +99,22 @@ struct PartialCall {
 
 impl Assembly {
     /// Which call a fragment belongs to: the call with its id; else, without an id, the
-    /// latest call with its `index`, or without either the latest call. A fragment without
-    /// an id that names a function begins a new call, unless it repeats the name of a call
-    /// whose arguments are still incomplete. Anything else starts a new call too.
-    fn call_for(&mut self, delta: &ToolCallDelta) -> &mut PartialCall {
+    /// latest call with its `index`, or, without an index either, with its place in the
+    /// chunk's `tool_calls` (Kimi names parallel calls by id first, then sends their
+    /// arguments by position). A fragment without an id that names a function begins a new
+    /// call, unless it repeats the name of a call whose arguments are still incomplete.
+    /// Anything else starts a new call too.
+    fn call_for(&mut self, delta: &ToolCallDelta, position: usize) -> &mut PartialCall {
         let id = delta.id.as_deref().filter(|id| !id.is_empty());
         let name = delta
             .function
             .as_ref()
             .and_then(|f| f.name.as_deref())
             .filter(|name| !name.is_empty());
-        let found = match (id, delta.index) {
-            (Some(id), _) => self.calls.iter().rposition(|call| call.id == id),
-            (None, Some(index)) => self
-                .calls
-                .iter()
-                .rposition(|call| call.index == Some(index)),
-            (None, None) => self.calls.len().checked_sub(1),
+        let index = delta.index.unwrap_or(position as u32);
+        let found = match id {
+            Some(id) => self.calls.iter().rposition(|call| call.id == id),
+            None => self.calls.iter().rposition(|call| call.index == index),
         };
         let found = found.filter(|&at| {
             let call = &self.calls[at];
@@ -124,7 +124,7 @@ impl Assembly {
         });
         let at = found.unwrap_or_else(|| {
             self.calls.push(PartialCall {
-                index: delta.index,
+                index,
                 ..PartialCall::default()
             });
             self.calls.len() - 1
@@ -149,8 +149,8 @@ impl Assembly {
                 *spoke = true;
                 self.content.push_str(&text);
             }
-            for delta in choice.delta.tool_calls {
-                let call = self.call_for(&delta);
+            for (position, delta) in choice.delta.tool_calls.into_iter().enumerate() {
+                let call = self.call_for(&delta, position);
                 // The id and name are taken once (some providers repeat them in every chunk);
                 // only the arguments arrive in pieces.
                 if let Some(id) = delta.id.filter(|id| !id.is_empty() && call.id.is_empty()) {
@@ -436,6 +436,32 @@ mod tests {
         assert_eq!(calls.len(), 2);
         assert_eq!((calls[0].0.as_str(), calls[1].0.as_str()), ("a", "b"));
         assert_eq!(calls[1].2, r#"{"title":"eggs"}"#);
+    }
+
+    #[test]
+    fn parallel_calls_named_first_then_continued_by_position_get_their_own_arguments() {
+        // Kimi: both calls open with id and name, then their arguments follow in one chunk
+        // with neither id nor index, in the same order.
+        let (completion, _) = assemble(vec![
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"id": "list_0", "type": "function", "function": {"name": "list_tasks", "arguments": ""}},
+                {"id": "add_1", "type": "function", "function": {"name": "add_task", "arguments": ""}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [
+                {"function": {"arguments": "{}"}},
+                {"function": {"arguments": "{\"title\":\"milk\"}"}}]}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        ]);
+        assert_eq!(
+            calls(completion),
+            [
+                ("list_0".into(), "list_tasks".into(), "{}".into()),
+                (
+                    "add_1".into(),
+                    "add_task".into(),
+                    r#"{"title":"milk"}"#.into()
+                )
+            ]
+        );
     }
 
     #[test]
