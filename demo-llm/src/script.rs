@@ -1,6 +1,7 @@
-//! A scripted model for fault tests: each call is answered with the next script, played
-//! step by step (raw bytes, pauses, a stall), so a test can send exactly the split chunks,
-//! cut streams and silences a real provider might; every request body is recorded.
+//! A scripted model for fault and replay tests: each call is answered with the next script,
+//! played step by step (raw bytes, pauses, a stall), so a test can send exactly the split
+//! chunks, cut streams and silences a real provider might, or a recorded answer byte for
+//! byte; every request body is recorded.
 
 use std::{
     collections::VecDeque,
@@ -27,6 +28,8 @@ pub enum Step {
     Pause(Duration),
     /// Silence until the client gives up.
     Stall,
+    /// A whole JSON answer (`application/json`), as a non-streamed call gets it.
+    Json(String),
 }
 
 /// An OpenAI-compatible endpoint on loopback that answers each call with the next script,
@@ -67,12 +70,19 @@ async fn answer(State(llm): State<ScriptedLlm>, body: String) -> Response {
     let Some(script) = llm.scripts.lock().unwrap().pop_front() else {
         return Response::builder().status(500).body(Body::empty()).unwrap();
     };
+    if let [Step::Json(body)] = script.as_slice() {
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap();
+    }
     let steps = futures::stream::unfold(script.into_iter(), |mut steps| async move {
         loop {
             match steps.next()? {
                 Step::Send(text) => return Some((Ok::<_, Infallible>(Bytes::from(text)), steps)),
                 Step::Pause(pause) => tokio::time::sleep(pause).await,
                 Step::Stall => std::future::pending::<()>().await,
+                Step::Json(text) => return Some((Ok(Bytes::from(text)), steps)),
             }
         }
     });

@@ -12,6 +12,7 @@ mod events;
 mod helpers;
 mod journal;
 mod outage;
+mod providers;
 mod reliability;
 mod retention;
 mod runtime_api;
