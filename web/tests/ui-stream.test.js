@@ -46,8 +46,13 @@ test('a streamed turn with a tool call assembles into one assistant UI message',
   assert.equal(tool.input.title, 'buy bread');
   assert.equal(tool.output.success, true);
   assert.equal(tool.output.task.title, 'buy bread');
+  // make dev's demo model reasons: its thought is a reasoning part, never the text.
+  const reasoning = message.parts.filter((p) => p.type === 'reasoning');
+  assert.ok(reasoning.length > 0, JSON.stringify(message.parts));
+  assert.match(reasoning[0].text, /I'll call add_task/);
   const text = message.parts.filter((p) => p.type === 'text').map((p) => p.text).join('');
   assert.match(text, /buy bread/);
+  assert.doesNotMatch(text, /I'll call/);
   assert.equal(message.id, message.metadata.assistant_message_id);
   for (const id of ['conversation_id', 'user_message_id', 'assistant_message_id']) {
     assert.match(message.metadata[id], /^[0-9a-f-]{36}$/);

@@ -408,3 +408,31 @@ async fn every_providers_json_tool_turn_runs_its_tool_once_and_answers_and_store
         assert_turn_kept(recording, &app, &llm, &conversation).await;
     }
 }
+
+#[tokio::test]
+async fn an_error_openrouter_sends_mid_stream_is_llm_unavailable_without_its_message() {
+    // Sources: https://openrouter.ai/docs/api-reference/streaming (errors during streaming).
+    let (_llm, url) =
+        ScriptedLlm::start(vec![vec![Step::Send(recorded("openrouter.error.sse"))]]).await;
+    let app = TestApp::spawn_with(&[("LLM_BASE_URL", &url)]).await;
+
+    let streamed = app
+        .chat_stream("alice", json!({"message": "add buy milk"}), None)
+        .await;
+
+    let error = streamed.of_type("error").next().expect("an error chunk");
+    assert_eq!(error["errorText"], "llm_unavailable");
+    assert_eq!(error["status"], 503);
+    assert!(
+        !streamed.raw.contains("Provider disconnected"),
+        "{}",
+        streamed.raw
+    );
+    let conversation = error["conversation_id"].as_str().unwrap();
+    let stored = app.messages(conversation).await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "the user message is kept, no reply is stored"
+    );
+}
