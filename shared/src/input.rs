@@ -33,11 +33,22 @@ impl InputError {
 /// unknown ones with `#[serde(deny_unknown_fields)]`); a refusal names the field that broke
 /// its rules.
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, InputError> {
+    from_object(object(body)?)
+}
+
+/// Parses `body` as a JSON object, for a caller that looks at its keys before choosing the
+/// type to read it into with [`from_object`].
+pub fn object(body: &[u8]) -> Result<Value, InputError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| InputError::Json(e.to_string()))?;
     // A derived struct would also take an array of its fields in order.
     if !value.is_object() {
         return Err(InputError::field("body", "must be a JSON object"));
     }
+    Ok(value)
+}
+
+/// Reads a JSON object (from [`object`]) into `T`, naming the field that broke its rules.
+pub fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, InputError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         refusal(&path, &e.into_inner().to_string())

@@ -12,10 +12,14 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use uuid::Uuid;
+
 use crate::{
-    agent::{Event, Observer},
+    agent::{Event, Observer, ToolCallRecord},
     chat::{TurnIds, TurnReply},
+    db::messages::{Role, StoredMessage},
     http::ApiError,
+    llm::Reasoning,
 };
 
 /// Response headers of a UI message stream, as the SDK's own servers send them.
@@ -244,6 +248,64 @@ impl Observer for Live {
             .event(event);
         let _ = self.sender.send(bytes);
     }
+}
+
+/// Stored messages as the AI SDK's `UIMessage`s, as `useChat({ messages })` takes them and
+/// as the stream assembled them: a user message's text; an assistant message's step, its
+/// reasoning (only when `include_reasoning`), each tool call as a finished tool part, its
+/// text, and the turn's ids as metadata.
+pub fn ui_messages(
+    conversation_id: Uuid,
+    messages: &[StoredMessage],
+    include_reasoning: bool,
+) -> Vec<Value> {
+    let mut user_message_id = None;
+    messages
+        .iter()
+        .map(|message| match message.role {
+            Role::User => {
+                user_message_id = Some(message.id);
+                json!({
+                    "id": message.id,
+                    "role": "user",
+                    "parts": [{"type": "text", "text": message.content}],
+                    "metadata": {"conversation_id": conversation_id, "created_at": message.created_at},
+                })
+            }
+            Role::Assistant => {
+                let mut parts = vec![json!({"type": "step-start"})];
+                let thought = serde_json::from_value::<Reasoning>(message.reasoning.clone())
+                    .unwrap_or_default()
+                    .text();
+                if include_reasoning && !thought.is_empty() {
+                    parts.push(json!({"type": "reasoning", "text": thought, "state": "done"}));
+                }
+                let calls: Vec<ToolCallRecord> =
+                    serde_json::from_value(message.tool_calls.clone()).unwrap_or_default();
+                parts.extend(calls.into_iter().map(|call| {
+                    json!({
+                        "type": format!("tool-{}", call.name),
+                        "toolCallId": call.id,
+                        "state": "output-available",
+                        "input": call.arguments,
+                        "output": call.result,
+                    })
+                }));
+                if !message.content.is_empty() {
+                    parts.push(json!({"type": "text", "text": message.content, "state": "done"}));
+                }
+                let mut metadata = json!({
+                    "conversation_id": conversation_id,
+                    "assistant_message_id": message.id,
+                    "created_at": message.created_at,
+                });
+                if let Some(id) = user_message_id {
+                    metadata["user_message_id"] = json!(id);
+                }
+                json!({"id": message.id, "role": "assistant", "parts": parts, "metadata": metadata})
+            }
+        })
+        .collect()
 }
 
 fn sse(chunks: &[Value]) -> Bytes {

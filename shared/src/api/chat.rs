@@ -27,16 +27,25 @@ pub const USES: Uses = Uses::Everything;
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::serve("chat", req, |req| async move {
         let (user, request, key) = read(app, &req).await?;
-        let reasoning = input::includes_reasoning(http::query_param(&req, "include"))?;
-        let reply = chat::run_turn(app, &user, request, key.as_ref())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(http::json_response(
-            StatusCode::OK,
-            &Answer::of(&reply, reasoning),
-        ))
+        json_turn(app, &req, &user, request, key).await
     })
     .await
+}
+
+/// Runs the turn and answers it as JSON.
+async fn json_turn(
+    app: &App,
+    req: &Request,
+    user: &UserId,
+    request: ChatRequest,
+    key: Option<IdempotencyKey>,
+) -> Result<Response<Body>, ApiError> {
+    let reasoning = input::includes_reasoning(http::query_param(req, "include"))?;
+    let reply = chat::run_turn(app, user, request, key.as_ref()).await?;
+    Ok(http::json_response(
+        StatusCode::OK,
+        &Answer::of(&reply, reasoning),
+    ))
 }
 
 /// The JSON answer: the turn's reply, with the model's reasoning only when asked for
@@ -59,14 +68,16 @@ impl<'a> Answer<'a> {
 }
 
 /// Handles one chat request for the streaming runtime: a streamed turn when the client
-/// accepts `text/event-stream`, else exactly the JSON answer of [`handle`]. Whatever is
-/// refused before the turn runs is refused with its JSON status and envelope.
+/// accepts `text/event-stream` or sends the AI SDK's body (its transport sends no
+/// `Accept`), else exactly the JSON answer of [`handle`]. Whatever is refused before the
+/// turn runs is refused with its JSON status and envelope.
 pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseBody> {
-    if !wants_stream(&req) {
-        return ResponseBody::full(handle(&app, req).await);
-    }
     http::serve("chat", req, |req| async move {
         let (user, request, key) = read(&app, &req).await?;
+        if !(request.is_sdk() || wants_stream(&req)) {
+            let answer = json_turn(&app, &req, &user, request, key).await?;
+            return Ok(ResponseBody::full(answer));
+        }
         let request_id = http::request_id(&req);
         match chat::admit(&app, &user, request, key.as_ref()).await? {
             Admission::Replay(reply) => Ok(stream_response(ResponseBody::Full(Some(
@@ -92,12 +103,21 @@ async fn read(
     req: &Request,
 ) -> Result<(UserId, ChatRequest, Option<IdempotencyKey>), ApiError> {
     let user = http::authenticate(app.verifier()?, req).await?;
-    let request = ChatRequest::parse(http::body(req, app.config.max_body_bytes)?)?;
-    let key = req
+    // The AI SDK's default transport resends the whole history with every message: its body
+    // may be larger than ours, though only its last message is read.
+    let limit = app.config.max_body_bytes;
+    let body = http::body(req, limit.max(chat::MAX_SDK_BODY_BYTES))?;
+    let parsed = ChatRequest::parse(body);
+    if body.len() > limit && !parsed.as_ref().is_ok_and(ChatRequest::is_sdk) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let request = parsed?;
+    let header = req
         .headers()
         .get("idempotency-key")
         .map(|value| IdempotencyKey::parse(value.as_bytes()))
         .transpose()?;
+    let key = header.or_else(|| request.message_key.clone());
     Ok((user, request, key))
 }
 

@@ -9,6 +9,7 @@ use crate::{
     http::{self, ApiError},
     input,
     llm::Reasoning,
+    ui_stream,
 };
 
 /// What these handlers' functions build at cold start: the database and token verification.
@@ -22,11 +23,13 @@ struct ConversationList {
     offset: i64,
 }
 
+/// One conversation with a page of its messages: ours ([`MessageView`]), or the AI SDK's
+/// `UIMessage`s (`?format=ui`).
 #[derive(Serialize)]
-struct ConversationDetail {
+struct ConversationDetail<M> {
     #[serde(flatten)]
     conversation: Conversation,
-    messages: Vec<MessageView>,
+    messages: Vec<M>,
     has_more: bool,
 }
 
@@ -80,13 +83,21 @@ pub async fn list(app: &App, req: Request) -> Response<Body> {
 }
 
 /// Shows one of the caller's conversations with its latest messages, oldest first:
-/// `?limit=1..=200`, `?include=reasoning`.
+/// `?limit=1..=200`, `?include=reasoning`, `?format=ui` (as the AI SDK's `UIMessage[]`).
 pub async fn get(app: &App, req: Request) -> Response<Body> {
     http::serve("get_conversation", req, |req| async move {
         let user = http::authenticate(app.verifier()?, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
         let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 100, 1, 200)?;
         let reasoning = input::includes_reasoning(http::query_param(&req, "include"))?;
+        let as_ui = match http::query_param(&req, "format") {
+            None => false,
+            Some("ui") => true,
+            Some(_) => {
+                let reason = "must be \"ui\" (the AI SDK's UIMessage[]); leave it out for ours";
+                return Err(input::InputError::field("format", reason).into());
+            }
+        };
         let client = app.db.get().await?;
         let conversation = db::conversations::get(&client, &user, id)
             .await?
@@ -95,6 +106,17 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
         // `limit` is at most 200, so the narrowing cannot truncate.
         let first = (last - limit as i32 + 1).max(1);
         let messages = db::messages::range(&client, &user, id, first, last).await?;
+        if as_ui {
+            let messages = ui_stream::ui_messages(id, &messages, reasoning);
+            return Ok(http::json_response(
+                StatusCode::OK,
+                &ConversationDetail {
+                    has_more: first > 1,
+                    conversation,
+                    messages,
+                },
+            ));
+        }
         Ok(http::json_response(
             StatusCode::OK,
             &ConversationDetail {
@@ -103,7 +125,7 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
                 messages: messages
                     .into_iter()
                     .map(|m| MessageView::of(m, reasoning))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             },
         ))
     })

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     error::ChatError,
     finishing::{TurnReply, title_for},
-    input::{ChatRequest, IdempotencyKey},
+    input::{ChatRequest, Conversation, IdempotencyKey},
     turn::{Turn, TurnIds},
 };
 use crate::{
@@ -37,16 +37,20 @@ pub enum Admission {
 impl Turn {
     /// A new turn for `request`, with fresh ids; nothing is stored yet.
     fn fresh(client: db::Client, request: &ChatRequest, keyed: bool, deadline: Instant) -> Self {
+        let (conversation_id, new_conversation) = match request.conversation {
+            Conversation::New => (Uuid::new_v4(), true),
+            Conversation::Existing(id) | Conversation::Chat(id) => (id, false),
+        };
         Turn {
             client,
             id: Uuid::new_v4(),
             ids: TurnIds {
-                conversation_id: request.conversation_id.unwrap_or_else(Uuid::new_v4),
+                conversation_id,
                 user_message_id: Uuid::new_v4(),
                 assistant_message_id: Uuid::new_v4(),
             },
             text: request.message.as_str().to_owned(),
-            new_conversation: request.conversation_id.is_none(),
+            new_conversation,
             keyed,
             resumed: false,
             deadline,
@@ -71,11 +75,13 @@ impl Turn {
         }
     }
 
-    /// Stores the user message and takes the conversation's lease, in one statement.
+    /// Stores the user message and takes the conversation's lease, in one statement; an AI
+    /// SDK chat whose conversation does not exist yet is created by it.
     async fn begin(
-        &self,
+        &mut self,
         app: &App,
         user: &UserId,
+        conversation: Conversation,
         idempotency: Option<(&str, &str)>,
     ) -> Result<(), ChatError> {
         let new_turn = db::turns::NewTurn {
@@ -86,12 +92,28 @@ impl Turn {
             idempotency,
             limits: turn_limits(app),
         };
-        let conversation_id = self.ids.conversation_id;
-        let claim = if self.new_conversation {
-            let title = title_for(&self.text);
-            db::turns::begin_new(&self.client, new_turn, conversation_id, &title).await?
-        } else {
-            db::turns::begin_existing(&self.client, new_turn, conversation_id).await?
+        let (client, id) = (&self.client, self.ids.conversation_id);
+        let title = title_for(&self.text);
+        let claim = match conversation {
+            Conversation::New => db::turns::begin_new(client, new_turn, id, &title).await?,
+            Conversation::Existing(_) => db::turns::begin_existing(client, new_turn, id).await?,
+            Conversation::Chat(_) => match db::turns::begin_existing(client, new_turn, id).await? {
+                Err(Refusal::NotFound) => {
+                    match db::turns::begin_new(client, new_turn, id, &title).await {
+                        Ok(claim) => {
+                            self.new_conversation = claim.is_ok();
+                            claim
+                        }
+                        // Taken meanwhile: by this user's concurrent first turn (busy), or
+                        // another user's conversation (not found, and left untouched).
+                        Err(e) if e.violates("conversations_pkey") => {
+                            db::turns::begin_existing(client, new_turn, id).await?
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                claim => claim,
+            },
         };
         Ok(claim?)
     }
@@ -107,8 +129,8 @@ pub async fn admit(
     let deadline = Instant::now() + app.config.turn_deadline;
     let client = app.db.get().await?;
     let Some(key) = key else {
-        let turn = Turn::fresh(client, &request, false, deadline);
-        turn.begin(app, user, None).await?;
+        let mut turn = Turn::fresh(client, &request, false, deadline);
+        turn.begin(app, user, request.conversation, None).await?;
         return Ok(Admission::Run(Box::new(turn)));
     };
     // A keyed request: a retry answers the stored reply, or resumes a failed attempt.
@@ -116,9 +138,10 @@ pub async fn admit(
     let (client, earlier) = match db::turns::find_keyed(&client, user, key.as_str()).await? {
         Some(earlier) => (client, earlier),
         None => {
-            let turn = Turn::fresh(client, &request, true, deadline);
+            let mut turn = Turn::fresh(client, &request, true, deadline);
+            let idempotency = Some((key.as_str(), fingerprint.as_str()));
             match turn
-                .begin(app, user, Some((key.as_str(), &fingerprint)))
+                .begin(app, user, request.conversation, idempotency)
                 .await
             {
                 Ok(()) => return Ok(Admission::Run(Box::new(turn))),
@@ -184,9 +207,10 @@ fn turn_limits(app: &App) -> db::turns::TurnLimits {
 
 /// What identifies a request for idempotency: the conversation and the trimmed message.
 fn fingerprint(request: &ChatRequest) -> String {
-    let conversation = request
-        .conversation_id
-        .map_or_else(|| "new".to_owned(), |id| id.to_string());
+    let conversation = match request.conversation {
+        Conversation::New => "new".to_owned(),
+        Conversation::Existing(id) | Conversation::Chat(id) => id.to_string(),
+    };
     let digest = Sha256::new()
         .chain_update(conversation)
         .chain_update([0])

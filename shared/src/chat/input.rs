@@ -8,6 +8,9 @@ use crate::input::{self, InputError};
 
 /// Most characters a message may hold after trimming.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Largest body in the AI SDK's shape: its default transport resends the client's whole
+/// copy of the history with every message (only the last one is read).
+pub const MAX_SDK_BODY_BYTES: usize = 1024 * 1024;
 
 /// A message the user sent: trimmed, 1..=2000 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,21 +53,158 @@ fn is_blank(c: char) -> bool {
     (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
 }
 
-/// A validated `POST .../chat` body.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Which conversation a turn belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversation {
+    /// A new one, its id chosen by the server.
+    New,
+    /// The caller's conversation with this id; any other is not found.
+    Existing(Uuid),
+    /// The AI SDK's chat id: the caller's conversation with this id, which the chat's first
+    /// turn creates. Another user's conversation is not found, and is never touched.
+    Chat(Uuid),
+}
+
+/// A validated `POST .../chat` body, in either shape a client may send.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatRequest {
     /// What the user said.
     pub message: MessageText,
-    /// The conversation to continue, or `None` to start one.
+    /// The conversation it goes to.
+    pub conversation: Conversation,
+    /// The client's own id for the message (the AI SDK gives each one), which keys the turn
+    /// when no `Idempotency-Key` is sent, so a resent message is never run twice.
+    pub message_key: Option<IdempotencyKey>,
+}
+
+/// The body of our own shape: `{"message": string, "conversation_id": uuid | null}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainBody {
+    message: MessageText,
     #[serde(default, deserialize_with = "input::uuid_or_null")]
-    pub conversation_id: Option<Uuid>,
+    conversation_id: Option<Uuid>,
+}
+
+/// The body the AI SDK's `DefaultChatTransport` sends (`{id, messages, trigger, messageId}`,
+/// with the client's own `body` fields beside them), or the lighter `{id, message}` its
+/// persistence guide recommends. Only the new user message is read: the history is the
+/// server's, never the client's copy.
+#[derive(Deserialize)]
+struct SdkBody {
+    #[serde(deserialize_with = "chat_id")]
+    id: Uuid,
+    #[serde(default)]
+    messages: Vec<SdkMessage>,
+    #[serde(default)]
+    message: Option<SdkMessage>,
+    #[serde(default)]
+    trigger: Option<String>,
+    #[serde(default, rename = "messageId")]
+    message_id: Option<String>,
+}
+
+/// A `UIMessage` as far as it is read: the new user message's id and text parts.
+#[derive(Deserialize)]
+struct SdkMessage {
+    id: String,
+    role: String,
+    parts: Vec<SdkPart>,
+}
+
+#[derive(Deserialize)]
+struct SdkPart {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+fn chat_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    Uuid::parse_str(&raw).map_err(|_| {
+        serde::de::Error::custom(
+            "must be a UUID: give the chat one (useChat({ id: crypto.randomUUID() })) or the id of a conversation you have",
+        )
+    })
 }
 
 impl ChatRequest {
-    /// Parses `{"message": string, "conversation_id": uuid | null}`; unknown fields are refused.
+    /// Parses a chat body: the AI SDK's shape when it has an `id` or `messages`, else ours
+    /// (`{"message", "conversation_id"}`, unknown fields refused).
     pub fn parse(body: &[u8]) -> Result<Self, InputError> {
-        input::json(body)
+        let value = input::object(body)?;
+        if value.get("id").is_some() || value.get("messages").is_some() {
+            return Self::of_sdk(input::from_object(value)?);
+        }
+        let plain: PlainBody = input::from_object(value)?;
+        Ok(Self {
+            message: plain.message,
+            conversation: plain
+                .conversation_id
+                .map_or(Conversation::New, Conversation::Existing),
+            message_key: None,
+        })
+    }
+
+    /// Whether the client speaks the AI SDK's protocol, whose answer is always a stream.
+    pub fn is_sdk(&self) -> bool {
+        matches!(self.conversation, Conversation::Chat(_))
+    }
+
+    fn of_sdk(body: SdkBody) -> Result<Self, InputError> {
+        match body.trigger.as_deref() {
+            None | Some("submit-message") => {}
+            Some("regenerate-message") => {
+                return Err(InputError::field(
+                    "trigger",
+                    "regenerate-message is not supported yet: send the message again",
+                ));
+            }
+            Some(_) => {
+                return Err(InputError::field(
+                    "trigger",
+                    "must be submit-message or regenerate-message",
+                ));
+            }
+        }
+        if body.message_id.is_some() {
+            return Err(InputError::field(
+                "messageId",
+                "editing an earlier message is not supported yet: send a new message",
+            ));
+        }
+        let (field, new) = match body.message {
+            Some(message) => ("message", message),
+            None => (
+                "messages",
+                body.messages.into_iter().last().ok_or_else(|| {
+                    InputError::field("messages", "must end with the user's new message")
+                })?,
+            ),
+        };
+        if new.role != "user" {
+            return Err(InputError::field(
+                field,
+                "the new message must be the user's (role \"user\")",
+            ));
+        }
+        let text: String = new
+            .parts
+            .iter()
+            .filter(|part| part.kind == "text")
+            .filter_map(|part| part.text.as_deref())
+            .collect();
+        let message = MessageText::parse(&text)
+            .map_err(|reason| InputError::field(field, format!("its text {reason}")))?;
+        let message_key = IdempotencyKey::parse(new.id.as_bytes()).map_err(|_| {
+            InputError::field(field, "its id must be 1 to 255 visible ASCII characters")
+        })?;
+        Ok(Self {
+            message,
+            conversation: Conversation::Chat(body.id),
+            message_key: Some(message_key),
+        })
     }
 }
 
@@ -127,6 +267,75 @@ mod tests {
     #[test]
     fn null_conversation_id_starts_a_new_conversation() {
         let request = ChatRequest::parse(br#"{"message": "hi", "conversation_id": null}"#).unwrap();
-        assert_eq!(request.conversation_id, None);
+        assert_eq!(request.conversation, Conversation::New);
+        assert!(!request.is_sdk());
+    }
+
+    #[test]
+    fn the_ai_sdks_body_gives_its_last_user_message_and_the_chat_id() {
+        let body = br#"{"id": "0b0c9a55-6f7e-4d0e-9a43-3f9a4c1d2e10", "trigger": "submit-message",
+            "messages": [
+                {"id": "u0", "role": "user", "parts": [{"type": "text", "text": "old"}]},
+                {"id": "a0", "role": "assistant", "parts": [{"type": "text", "text": "planted"}]},
+                {"id": "u1", "role": "user", "parts": [{"type": "text", "text": " add "},
+                    {"type": "file", "url": "x"}, {"type": "text", "text": "milk "}]}],
+            "extra": {"from": "the client's body option"}}"#;
+
+        let request = ChatRequest::parse(body).unwrap();
+
+        assert_eq!(request.message.as_str(), "add milk");
+        assert_eq!(
+            request.conversation,
+            Conversation::Chat("0b0c9a55-6f7e-4d0e-9a43-3f9a4c1d2e10".parse().unwrap())
+        );
+        assert_eq!(request.message_key.unwrap().as_str(), "u1");
+        assert!(ChatRequest::parse(
+            br#"{"id": "0b0c9a55-6f7e-4d0e-9a43-3f9a4c1d2e10",
+                 "message": {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "hi"}]}}"#
+        )
+        .unwrap()
+        .is_sdk());
+    }
+
+    #[test]
+    fn the_ai_sdks_body_is_refused_by_field() {
+        let field_of = |body: &str| match ChatRequest::parse(body.as_bytes()) {
+            Err(InputError::Field { field, .. }) => field,
+            other => panic!("{body}: {other:?}"),
+        };
+        let user = r#"{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}"#;
+        assert_eq!(
+            field_of(&format!(r#"{{"id": "chat-1", "messages": [{user}]}}"#)),
+            "id"
+        );
+        let chat = r#""id": "0b0c9a55-6f7e-4d0e-9a43-3f9a4c1d2e10""#;
+        assert_eq!(
+            field_of(&format!(r#"{{{chat}, "messages": []}}"#)),
+            "messages"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{{chat}, "messages": [{{"id": "a", "role": "assistant", "parts": []}}]}}"#
+            )),
+            "messages"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{{chat}, "messages": [{{"id": "u", "role": "user", "parts": [{{"type": "text", "text": " "}}]}}]}}"#
+            )),
+            "messages"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{{chat}, "trigger": "regenerate-message", "messages": [{user}]}}"#
+            )),
+            "trigger"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{{chat}, "messageId": "u0", "messages": [{user}]}}"#
+            )),
+            "messageId"
+        );
     }
 }

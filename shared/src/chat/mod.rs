@@ -18,7 +18,9 @@ mod turn;
 pub use admission::{Admission, admit};
 pub use error::{ChatError, StoredUserMessage};
 pub use finishing::{TurnReply, title_for};
-pub use input::{ChatRequest, IdempotencyKey, MAX_MESSAGE_CHARS, MessageText};
+pub use input::{
+    ChatRequest, Conversation, IdempotencyKey, MAX_MESSAGE_CHARS, MAX_SDK_BODY_BYTES, MessageText,
+};
 pub use running::{HISTORY_LIMIT, run};
 pub use turn::{Turn, TurnIds};
 

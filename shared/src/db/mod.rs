@@ -167,6 +167,12 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Query(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
     }
+
+    /// Whether the constraint named `constraint` refused the write.
+    pub fn violates(&self, constraint: &str) -> bool {
+        matches!(self, DbError::Query(e)
+            if e.as_db_error().and_then(|db| db.constraint()) == Some(constraint))
+    }
 }
 
 impl From<PoolError> for DbError {

@@ -2,6 +2,7 @@
 //! One binary (modules below) so the suite links once.
 
 mod agent;
+mod ai_sdk;
 mod auth;
 mod chat;
 mod concurrency;

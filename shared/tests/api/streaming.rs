@@ -70,7 +70,7 @@ pub struct Streamed {
 }
 
 impl Streamed {
-    fn from_raw(status: u16, headers: lambda_http::http::HeaderMap, raw: String) -> Self {
+    pub fn from_raw(status: u16, headers: lambda_http::http::HeaderMap, raw: String) -> Self {
         // A refusal before the first byte is answered as JSON: the contract covers it too.
         let is_json = headers
             .get("content-type")
@@ -174,7 +174,10 @@ impl TestApp {
     }
 }
 
-async fn app_over(scripts: Vec<Vec<Step>>, settings: &[(&str, &str)]) -> (TestApp, ScriptedLlm) {
+pub async fn app_over(
+    scripts: Vec<Vec<Step>>,
+    settings: &[(&str, &str)],
+) -> (TestApp, ScriptedLlm) {
     let (llm, url) = ScriptedLlm::start(scripts).await;
     let mut settings = settings.to_vec();
     settings.push(("LLM_BASE_URL", &url));
