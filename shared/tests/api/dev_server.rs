@@ -517,6 +517,11 @@ async fn the_web_page_and_the_ai_packages_client_work_against_make_dev() {
                 Duration::from_secs(3600),
             ),
         )
+        // ... and `useChat`'s state machine as a third.
+        .env(
+            "SDK_TOKEN",
+            todo_chat::auth::issue_hs256(SECRET.as_bytes(), "sdk-user", Duration::from_secs(3600)),
+        )
         .env("SCREENSHOTS", &screenshots)
         .output()
         .await
