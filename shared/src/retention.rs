@@ -1,6 +1,6 @@
 //! The retention job, run on a schedule: deletes idempotency records (with their turn
-//! journal) past their retention, finished rate-limit windows, and clears lapsed turn
-//! leases, each in bounded batches. Its scheduled handler is `api::retention`.
+//! journal) past their retention, finished rate-limit windows and old turns' stream
+//! batches, and clears lapsed turn leases, each in bounded batches. Its scheduled handler is `api::retention`.
 
 use std::time::Duration;
 
@@ -10,6 +10,9 @@ use crate::db::{self, DbError, Pool};
 
 /// Rate-limit windows and lapsed leases are dropped this long after they ended.
 const GRACE: Duration = Duration::from_secs(60);
+/// A turn's stream batches are kept this long: far past any turn's end (a turn lasts under
+/// 30 s), for followers still reading its last batch.
+const STREAM_KEEP: Duration = Duration::from_secs(600);
 
 /// What to keep and how much to delete at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub struct Swept {
     pub rate_windows: u64,
     /// Lapsed conversation leases cleared.
     pub lapsed_leases: u64,
+    /// Stream batches of turns long over deleted.
+    pub stream_batches: u64,
     /// Whether everything past retention is gone (false: the batch cap was reached).
     pub complete: bool,
 }
@@ -51,6 +56,7 @@ enum Kind {
     IdempotencyRecords,
     RateWindows,
     LapsedLeases,
+    StreamBatches,
 }
 
 /// Runs one sweep over `pool` under `policy`.
@@ -59,11 +65,13 @@ pub async fn sweep(pool: &Pool, policy: Policy) -> Result<Swept, DbError> {
     let (idempotency_records, a) = drain(&client, Kind::IdempotencyRecords, policy).await?;
     let (rate_windows, b) = drain(&client, Kind::RateWindows, policy).await?;
     let (lapsed_leases, c) = drain(&client, Kind::LapsedLeases, policy).await?;
+    let (stream_batches, d) = drain(&client, Kind::StreamBatches, policy).await?;
     Ok(Swept {
         idempotency_records,
         rate_windows,
         lapsed_leases,
-        complete: a && b && c,
+        stream_batches,
+        complete: a && b && c && d,
     })
 }
 
@@ -78,6 +86,9 @@ async fn drain(client: &db::Client, kind: Kind, policy: Policy) -> Result<(u64, 
             }
             Kind::RateWindows => db::retention::rate_windows(client, GRACE, policy.batch).await?,
             Kind::LapsedLeases => db::retention::lapsed_leases(client, GRACE, policy.batch).await?,
+            Kind::StreamBatches => {
+                db::retention::stream_batches(client, STREAM_KEEP, policy.batch).await?
+            }
         };
         total += n;
         if n < policy.batch as u64 {

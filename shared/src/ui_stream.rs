@@ -2,7 +2,8 @@
 //! the `ai` npm package reads it: server-sent events whose data are JSON chunks
 //! (`start`, `start-step`, `reasoning-start`/`reasoning-delta`/`reasoning-end`,
 //! `text-start`/`text-delta`/`text-end`, `tool-input-available`,
-//! `tool-output-available`, `finish-step`, `finish`, `error`), ending with `data: [DONE]`.
+//! `tool-output-available`, `finish-step`, `finish`, `abort`, `error`), ending with
+//! `data: [DONE]`.
 //! A client using the SDK's `useChat` assembles them into one assistant message.
 
 use bytes::Bytes;
@@ -16,8 +17,11 @@ use uuid::Uuid;
 
 use crate::{
     agent::{Event, Observer, ToolCallRecord},
-    chat::{TurnIds, TurnReply},
-    db::messages::{Role, StoredMessage},
+    chat::{Audience, FinishReason, TurnIds, TurnReply},
+    db::{
+        messages::{Role, StoredMessage},
+        streams::Batch,
+    },
     http::ApiError,
     llm::Reasoning,
 };
@@ -113,10 +117,15 @@ impl Encoder {
         sse(&chunks)
     }
 
-    /// The end of a stored turn: its metadata with the storage time, then `[DONE]`.
+    /// The end of a stored turn: its metadata with the storage time, then `[DONE]`; a turn
+    /// the user stopped ends with `abort` instead, as the AI SDK's own servers end one.
     pub fn finish(&mut self, reply: &TurnReply) -> Bytes {
         let mut chunks = Vec::with_capacity(2);
         self.close_text(&mut chunks);
+        if reply.finish_reason == FinishReason::Abort {
+            chunks.push(json!({"type": "abort", "reason": "stopped by the user"}));
+            return done(sse(&chunks));
+        }
         let mut metadata = metadata(&self.ids);
         metadata["created_at"] = json!(reply.created_at);
         chunks.push(json!({"type": "finish", "finishReason": "stop", "messageMetadata": metadata}));
@@ -202,51 +211,90 @@ fn replayed(reply: &TurnReply) -> Vec<Event> {
 }
 
 /// A turn streamed as it runs: each agent event is encoded and sent to the client, if the
-/// client is still there (a client that leaves does not stop the turn).
+/// client is still there (a client that leaves does not stop the turn), and kept until it
+/// is relayed to Postgres for followers on other instances.
 pub struct Live {
     sender: UnboundedSender<Bytes>,
-    encoder: Mutex<Encoder>,
+    sent: Mutex<Sent>,
+}
+
+/// What the stream has sent and not yet relayed.
+struct Sent {
+    encoder: Encoder,
+    unrelayed: Vec<u8>,
+    /// Batches relayed so far.
+    batches: i32,
+}
+
+impl Sent {
+    fn next_batch(&self, last: bool) -> Batch {
+        Batch {
+            seq: self.batches + 1,
+            chunk: self.unrelayed.clone(),
+            last,
+        }
+    }
 }
 
 impl Live {
     /// Sends the stream's first chunk for the turn with `ids`.
     pub fn start(ids: TurnIds, sender: UnboundedSender<Bytes>) -> Self {
         let encoder = Encoder::new(ids);
-        let _ = sender.send(encoder.start());
+        let first = encoder.start();
+        let unrelayed = first.to_vec();
+        let _ = sender.send(first);
         Self {
             sender,
-            encoder: Mutex::new(encoder),
+            sent: Mutex::new(Sent {
+                encoder,
+                unrelayed,
+                batches: 0,
+            }),
         }
     }
 
-    /// Sends the stream's end: `finish` for a stored reply, else the error chunk; answers
-    /// the error's code, for the log.
+    /// Sends the stream's end: `finish` for a stored reply (`abort` for a stopped one), else
+    /// the error chunk. Answers the error's code, for the log, and the stream's last batch,
+    /// for followers.
     pub fn end(
         self,
         outcome: &Result<TurnReply, ApiError>,
         request_id: &str,
-    ) -> Option<&'static str> {
-        let mut encoder = self
-            .encoder
+    ) -> (Option<&'static str>, Batch) {
+        let mut sent = self
+            .sent
             .into_inner()
-            .expect("encoder lock is never poisoned");
+            .expect("stream lock is never poisoned");
         let (last, error_code) = match outcome {
-            Ok(reply) => (encoder.finish(reply), None),
-            Err(e) => (encoder.error(e, request_id), Some(e.code())),
+            Ok(reply) => (sent.encoder.finish(reply), None),
+            Err(e) => (sent.encoder.error(e, request_id), Some(e.code())),
         };
+        sent.unrelayed.extend_from_slice(&last);
         let _ = self.sender.send(last);
-        error_code
+        (error_code, sent.next_batch(true))
     }
 }
 
 impl Observer for Live {
     fn on(&self, event: Event) {
-        let bytes = self
-            .encoder
-            .lock()
-            .expect("encoder lock is never poisoned")
-            .event(event);
+        let mut sent = self.sent.lock().expect("stream lock is never poisoned");
+        let bytes = sent.encoder.event(event);
+        sent.unrelayed.extend_from_slice(&bytes);
         let _ = self.sender.send(bytes);
+    }
+}
+
+impl Audience for Live {
+    fn unrelayed(&self) -> Option<Batch> {
+        let sent = self.sent.lock().expect("stream lock is never poisoned");
+        (!sent.unrelayed.is_empty()).then(|| sent.next_batch(false))
+    }
+
+    fn relayed(&self, batch: &Batch) {
+        let mut sent = self.sent.lock().expect("stream lock is never poisoned");
+        // Bytes sent since the batch was taken stay for the next one.
+        sent.unrelayed.drain(..batch.chunk.len());
+        sent.batches = batch.seq;
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 
 use uuid::Uuid;
 
@@ -51,6 +51,8 @@ pub struct AgentReply {
     pub usage: Usage,
     /// Time spent waiting for the model over the turn.
     pub llm_latency: Duration,
+    /// Whether the user stopped the turn: `text` is what the model had written by then.
+    pub stopped: bool,
 }
 
 /// Why the agent produced no reply at all.
@@ -115,12 +117,29 @@ impl Observer for Silent {
 }
 
 /// Bounds on one turn.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Most model calls in the turn.
     pub max_rounds: u32,
     /// When the whole turn must be over.
     pub deadline: Instant,
+    /// Becomes true when the user stops the turn: the model's answer is abandoned, no
+    /// further tool call starts, and the reply is what was written until then.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Limits {
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once the turn is stopped (never, if its sender is gone unstopped).
+    async fn stop_asked(&self) {
+        let mut stop = self.stop.clone();
+        if stop.wait_for(|stopped| *stopped).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The turn journal the agent writes to and resumes from.
@@ -155,17 +174,22 @@ impl Progress {
 
     /// One model call over the messages so far, its text and reasoning streamed to
     /// `observer` as they are written (when it wants them), its usage and wait counted.
+    /// `written` gathers the answer's text as it streams, so that a stopped turn keeps it.
     async fn ask(
         &mut self,
         llm: &LlmClient,
         specs: &[ToolSpec],
         deadline: Instant,
         observer: &dyn Observer,
+        written: &mut String,
     ) -> Result<Completion, LlmError> {
         let asked = Instant::now();
         let mut on_delta = |delta: Delta<'_>| {
             observer.on(match delta {
-                Delta::Text(text) => Event::TextDelta(text.to_owned()),
+                Delta::Text(text) => {
+                    written.push_str(text);
+                    Event::TextDelta(text.to_owned())
+                }
                 Delta::Reasoning(text) => Event::ReasoningDelta(text.to_owned()),
             })
         };
@@ -188,8 +212,25 @@ impl Progress {
             reasoning: self.reasoning.then(last_reasoning),
             usage: self.usage,
             llm_latency: self.llm_latency,
+            stopped: false,
         }
     }
+
+    /// The reply of a stopped turn: what the model had `written` of its unfinished answer.
+    fn stopped(self, written: String) -> AgentReply {
+        AgentReply {
+            stopped: true,
+            ..self.reply(written, Reasoning::default())
+        }
+    }
+}
+
+/// What every round of a turn runs with.
+struct Rounds<'a> {
+    tools: &'a TaskTools<'a>,
+    journal: &'a Journal,
+    limits: &'a Limits,
+    observer: &'a dyn Observer,
 }
 
 /// Runs the tool loop over `messages` (system prompt, history, the new user message),
@@ -211,6 +252,12 @@ pub async fn run(
     observer: &dyn Observer,
 ) -> Result<AgentReply, AgentError> {
     let mut progress = Progress::new(messages);
+    let rounds = Rounds {
+        tools,
+        journal: &journal,
+        limits: &limits,
+        observer,
+    };
     let mut round = 0;
     while let Some(message) = recorded_round(&journal.recorded, round) {
         let steps: Vec<&RecordedStep> = journal
@@ -225,22 +272,25 @@ pub async fn run(
                 observer.on(Event::ReasoningDelta(thought));
             }
         }
-        run_round(
-            tools,
-            &journal,
-            round,
-            message,
-            &steps,
-            &mut progress,
-            observer,
-        )
-        .await?;
+        rounds.run(round, message, &steps, &mut progress).await?;
         observer.on(Event::StepEnd);
         round += 1;
     }
     while round < limits.max_rounds as i32 {
+        if limits.stopped() {
+            return Ok(progress.stopped(String::new()));
+        }
         observer.on(Event::StepStart);
-        let completion = match progress.ask(llm, specs, limits.deadline, observer).await {
+        let mut written = String::new();
+        let answer = tokio::select! {
+            answer = progress.ask(llm, specs, limits.deadline, observer, &mut written) => answer,
+            // The model's answer is abandoned where it stands.
+            () = limits.stop_asked() => {
+                observer.on(Event::StepEnd);
+                return Ok(progress.stopped(written));
+            }
+        };
+        let completion = match answer {
             Ok(completion) => completion,
             Err(e) if progress.records.is_empty() => return Err(e.into()),
             Err(e) => {
@@ -261,16 +311,7 @@ pub async fn run(
             tool_calls: completion.tool_calls,
             reasoning: completion.reasoning,
         };
-        run_round(
-            tools,
-            &journal,
-            round,
-            message,
-            &[],
-            &mut progress,
-            observer,
-        )
-        .await?;
+        rounds.run(round, message, &[], &mut progress).await?;
         observer.on(Event::StepEnd);
         round += 1;
     }
@@ -290,69 +331,81 @@ fn recorded_round(recorded: &[RecordedStep], round: i32) -> Option<Message> {
     serde_json::from_value(first.round_message.clone()?).ok()
 }
 
-/// Runs (or replays, where `recorded` holds them) the tool calls of the model's `message`.
-async fn run_round(
-    tools: &TaskTools<'_>,
-    journal: &Journal,
-    round: i32,
-    message: Message,
-    recorded: &[&RecordedStep],
-    progress: &mut Progress,
-    observer: &dyn Observer,
-) -> Result<(), AgentError> {
-    let calls = match &message {
-        Message::Assistant {
-            tool_calls,
-            reasoning,
-            ..
-        } => {
-            progress.reasoning = std::mem::take(&mut progress.reasoning).then(reasoning.clone());
-            tool_calls.clone()
-        }
-        _ => Vec::new(),
-    };
-    let round_message = serde_json::to_value(&message).expect("messages serialise");
-    progress.messages.push(message);
-    for (index, call) in calls.into_iter().enumerate() {
-        let (name, arguments) = (&call.function.name, &call.function.arguments);
-        let parsed: Value =
-            serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.clone()));
-        observer.on(Event::ToolInput {
-            id: call.id.clone(),
-            name: name.clone(),
-            arguments: parsed.clone(),
-        });
-        let result = match recorded.iter().find(|s| s.call_index == index as i32) {
-            Some(step) => TaskTools::replay(name, arguments, &step.outcome)?,
-            None => {
-                let entry = journal.turn_id.map(|turn_id| JournalEntry {
-                    turn_id,
-                    round,
-                    call_index: index as i32,
-                    round_message: (index == 0).then_some(&round_message),
-                    call_id: &call.id,
-                    name,
-                    arguments,
-                });
-                tools.call(name, arguments, entry.as_ref()).await?
+impl Rounds<'_> {
+    /// Runs (or replays, where `recorded` holds them) the tool calls of the model's `message`;
+    /// once the turn is stopped, no further call starts.
+    async fn run(
+        &self,
+        round: i32,
+        message: Message,
+        recorded: &[&RecordedStep],
+        progress: &mut Progress,
+    ) -> Result<(), AgentError> {
+        let Rounds {
+            tools,
+            journal,
+            limits,
+            observer,
+        } = *self;
+        let calls = match &message {
+            Message::Assistant {
+                tool_calls,
+                reasoning,
+                ..
+            } => {
+                progress.reasoning =
+                    std::mem::take(&mut progress.reasoning).then(reasoning.clone());
+                tool_calls.clone()
             }
+            _ => Vec::new(),
         };
-        progress.messages.push(Message::Tool {
-            tool_call_id: call.id.clone(),
-            content: result.to_string(),
-        });
-        observer.on(Event::ToolOutput {
-            id: call.id.clone(),
-            result: result.clone(),
-        });
-        progress.records.push(ToolCallRecord {
-            arguments: parsed,
-            id: call.id,
-            name: call.function.name,
-            result,
-        });
+        let round_message = serde_json::to_value(&message).expect("messages serialise");
+        progress.messages.push(message);
+        for (index, call) in calls.into_iter().enumerate() {
+            let recorded = recorded.iter().find(|s| s.call_index == index as i32);
+            if recorded.is_none() && limits.stopped() {
+                break;
+            }
+            let (name, arguments) = (&call.function.name, &call.function.arguments);
+            let parsed: Value = serde_json::from_str(arguments)
+                .unwrap_or_else(|_| Value::String(arguments.clone()));
+            observer.on(Event::ToolInput {
+                id: call.id.clone(),
+                name: name.clone(),
+                arguments: parsed.clone(),
+            });
+            let result = match recorded {
+                Some(step) => TaskTools::replay(name, arguments, &step.outcome)?,
+                None => {
+                    let entry = journal.turn_id.map(|turn_id| JournalEntry {
+                        turn_id,
+                        round,
+                        call_index: index as i32,
+                        round_message: (index == 0).then_some(&round_message),
+                        call_id: &call.id,
+                        name,
+                        arguments,
+                    });
+                    tools.call(name, arguments, entry.as_ref()).await?
+                }
+            };
+            progress.messages.push(Message::Tool {
+                tool_call_id: call.id.clone(),
+                content: result.to_string(),
+            });
+            observer.on(Event::ToolOutput {
+                id: call.id.clone(),
+                result: result.clone(),
+            });
+            progress.records.push(ToolCallRecord {
+                arguments: parsed,
+                id: call.id,
+                name: call.function.name,
+                result,
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The answer when the loop stopped before the model wrote one.

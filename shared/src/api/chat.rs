@@ -1,13 +1,14 @@
 //! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn, answered as JSON, or
 //! as a UI message stream when the client sends `Accept: text/event-stream`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use lambda_http::{
     Body, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
 use serde::Serialize;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{
@@ -15,6 +16,7 @@ use crate::{
     app::{App, Uses},
     auth::UserId,
     chat::{self, Admission, ChatRequest, IdempotencyKey, Turn, TurnReply},
+    db::{self, streams::Activity},
     http::{self, ApiError, ResponseBody},
     input, ui_stream,
 };
@@ -130,7 +132,8 @@ fn wants_stream(req: &Request) -> bool {
 }
 
 /// Starts the turn on its own task and answers with its stream. A client that goes away
-/// does not cancel the turn: it runs to its stored end, and a keyed retry replays it.
+/// does not cancel the turn: it runs to its stored end (a stop ends it sooner), a keyed
+/// retry replays it, and a reload follows it ([`follow`]).
 fn stream_turn(
     app: Arc<App>,
     user: UserId,
@@ -138,14 +141,106 @@ fn stream_turn(
     request_id: String,
 ) -> Response<ResponseBody> {
     let (sender, body) = ResponseBody::channel(app.config.stream_heartbeat, ui_stream::HEARTBEAT);
+    let (turn_id, conversation_id) = (turn.id(), turn.ids().conversation_id);
     let live = ui_stream::Live::start(turn.ids(), sender);
     let run = async move {
         let outcome = chat::run(&app, &user, turn, &live).await;
-        let error_code = live.end(&outcome.map_err(ApiError::from), &request_id);
+        let (error_code, last) = live.end(&outcome.map_err(ApiError::from), &request_id);
+        // Followers end where the producer did: its last batch.
+        let stored = match app.db.get().await {
+            Ok(client) => {
+                db::streams::relay(&client, &user, turn_id, conversation_id, Some(&last)).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not store the stream's end for followers");
+        }
         tracing::info!(error_code, "stream finished");
     };
     tokio::spawn(run.in_current_span());
     stream_response(body)
+}
+
+/// How long a follower waits for the stream's last batch after the turn released its
+/// lease (the producer stores it right after).
+const LAST_BATCH_GRACE: Duration = Duration::from_secs(2);
+
+/// `GET /api/chat/{id}/stream` (and `/api/{user_id}/chat/{id}/stream`), what `useChat({
+/// resume: true })` asks on mount: the running turn of conversation `id` as its UI message
+/// stream, replayed from its first chunk and then followed until its end, from whichever
+/// instance runs it; `204` when no turn runs.
+pub async fn follow(app: Arc<App>, req: Request) -> Response<ResponseBody> {
+    http::serve("chat_stream", req, |req| async move {
+        let user = http::authenticate(app.verifier()?, &req).await?;
+        let id = input::uuid(http::path_param(&req, "id"), "id")?;
+        let client = app.db.get().await?;
+        let turn_id = match db::streams::activity(&client, &user, id).await? {
+            Activity::NotFound => return Err(ApiError::ConversationNotFound),
+            Activity::Idle => return Ok(ResponseBody::full(no_content())),
+            Activity::Running(turn_id) => turn_id,
+        };
+        let (sender, body) =
+            ResponseBody::channel(app.config.stream_heartbeat, ui_stream::HEARTBEAT);
+        let follow = async move {
+            let mut after = 0;
+            let mut released: Option<Instant> = None;
+            while !sender.is_closed() {
+                let (batches, running) =
+                    match db::streams::after(&client, &user, id, turn_id, after).await {
+                        Ok(read) => read,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not follow the turn's stream");
+                            return;
+                        }
+                    };
+                for batch in batches {
+                    after = batch.seq;
+                    let _ = sender.send(batch.chunk.into());
+                    if batch.last {
+                        return;
+                    }
+                }
+                if !running
+                    && released.get_or_insert_with(Instant::now).elapsed() > LAST_BATCH_GRACE
+                {
+                    tracing::warn!("the followed turn ended without its last batch");
+                    return;
+                }
+                tokio::time::sleep(chat::RELAY_EVERY).await;
+            }
+        };
+        tokio::spawn(follow.in_current_span());
+        Ok(stream_response(body))
+    })
+    .await
+}
+
+/// `POST /api/chat/{id}/stop` (and `/api/{user_id}/chat/{id}/stop`): stops the running turn
+/// of conversation `id` wherever it runs. `202` when a turn was asked to stop (it ends
+/// within a second, keeping what it wrote, and its streams end with `abort`); `204` when
+/// none was running.
+pub async fn stop(app: &App, req: Request) -> Response<Body> {
+    http::serve("chat_stop", req, |req| async move {
+        let user = http::authenticate(app.verifier()?, &req).await?;
+        let id = input::uuid(http::path_param(&req, "id"), "id")?;
+        let client = app.db.get().await?;
+        match db::streams::stop(&client, &user, id).await? {
+            None => Err(ApiError::ConversationNotFound),
+            Some(true) => Ok(http::json_response(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({"stopping": true}),
+            )),
+            Some(false) => Ok(no_content()),
+        }
+    })
+    .await
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
 }
 
 /// A `200` UI message stream with the protocol's headers.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     error::ChatError,
-    finishing::{TurnReply, title_for},
+    finishing::{FinishReason, TurnReply, title_for},
     input::{ChatRequest, Conversation, IdempotencyKey},
     turn::{Turn, TurnIds},
 };
@@ -165,6 +165,7 @@ pub async fn admit(
             content,
             tool_calls,
             reasoning,
+            stopped,
             created_at,
         } => Ok(Admission::Replay(TurnReply {
             ids: TurnIds {
@@ -172,6 +173,7 @@ pub async fn admit(
                 user_message_id: earlier.user_message_id,
                 assistant_message_id: message_id,
             },
+            finish_reason: FinishReason::of(stopped),
             response: content,
             tool_calls: serde_json::from_value(tool_calls).unwrap_or_default(),
             reasoning: serde_json::from_value::<Reasoning>(reasoning)

@@ -9,12 +9,35 @@ use serde::Serialize;
 /// Characters of the first message kept as the conversation's title.
 const TITLE_CHARS: usize = 50;
 
+/// How a turn's answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model finished its answer.
+    Stop,
+    /// The user stopped the turn: the answer is what was written until then.
+    Abort,
+}
+
+impl FinishReason {
+    /// The reason of an answer that was `stopped`, or not.
+    pub fn of(stopped: bool) -> Self {
+        if stopped {
+            FinishReason::Abort
+        } else {
+            FinishReason::Stop
+        }
+    }
+}
+
 /// A completed turn, as answered to the client.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnReply {
     /// Where its messages are stored.
     #[serde(flatten)]
     pub ids: TurnIds,
+    /// How the answer ended.
+    pub finish_reason: FinishReason,
     /// The assistant's answer.
     pub response: String,
     /// Tools run during the turn, in order.

@@ -2,8 +2,9 @@
 //! decides whether the turn may run (idempotency key, stored user message, rate limit,
 //! conversation lease), [`running`] rebuilds the prompt, runs the agent and stores its reply
 //! (or, when anything fails, releases the lease), [`finishing`] shapes what a finished turn
-//! leaves: the answer, its metric line, a new conversation's title. [`turn`] is the one
-//! state of an admitted turn, and [`error`] says why a turn did not complete. Exactly once
+//! leaves: the answer, its metric line, a new conversation's title. [`relay`] shares a
+//! running turn with other instances (its stream for followers, the stop asked of it).
+//! [`turn`] is the one state of an admitted turn, and [`error`] says why a turn did not complete. Exactly once
 //! per idempotency key, and one turn at a time per conversation (a second concurrent turn is
 //! refused with `turn_in_progress`). Each step imports its siblings directly; only this file
 //! gathers them.
@@ -12,15 +13,17 @@ mod admission;
 mod error;
 mod finishing;
 mod input;
+mod relay;
 mod running;
 mod turn;
 
 pub use admission::{Admission, admit};
 pub use error::{ChatError, StoredUserMessage};
-pub use finishing::{TurnReply, title_for};
+pub use finishing::{FinishReason, TurnReply, title_for};
 pub use input::{
     ChatRequest, Conversation, IdempotencyKey, MAX_MESSAGE_CHARS, MAX_SDK_BODY_BYTES, MessageText,
 };
+pub use relay::{Audience, RELAY_EVERY};
 pub use running::{HISTORY_LIMIT, run};
 pub use turn::{Turn, TurnIds};
 

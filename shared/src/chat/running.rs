@@ -3,9 +3,12 @@
 
 use chrono::Utc;
 
+use tokio::sync::watch;
+
 use super::{
     error::ChatError,
-    finishing::{self, TurnReply},
+    finishing::{self, FinishReason, TurnReply},
+    relay::{self, Audience},
     turn::Turn,
 };
 use crate::{
@@ -22,15 +25,24 @@ pub const HISTORY_LIMIT: i32 = 50;
 /// function's timeout.
 const RELEASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Runs an admitted turn to its stored answer, reporting each step to `observer`. The
-/// assistant message is committed before this returns.
+/// Runs an admitted turn to its stored answer, reporting each step to `audience` and
+/// relaying it to other instances meanwhile. A stopped turn's answer is what was written
+/// until the stop. The assistant message is committed before this returns.
 pub async fn run(
     app: &App,
     user: &UserId,
     turn: Turn,
-    observer: &dyn agent::Observer,
+    audience: &dyn Audience,
 ) -> Result<TurnReply, ChatError> {
-    let reply = match run_agent(app, user, &turn, observer).await {
+    let (stop, stopped) = watch::channel(false);
+    let conversation_id = turn.ids.conversation_id;
+    let ran = tokio::select! {
+        ran = run_agent(app, user, &turn, audience, stopped) => ran,
+        never = relay::relay(&turn.client, user, turn.id, conversation_id, audience, stop) => {
+            match never {}
+        }
+    };
+    let reply = match ran {
         Ok(reply) => reply,
         Err(e) => {
             release(app, turn).await;
@@ -45,6 +57,7 @@ pub async fn run(
         content: &reply.text,
         tool_calls: &tool_calls,
         reasoning: &reasoning,
+        stopped: reply.stopped,
         prompt_tokens: reply.usage.prompt_tokens,
         completion_tokens: reply.usage.completion_tokens,
         llm_latency: reply.llm_latency,
@@ -70,6 +83,7 @@ pub async fn run(
     finishing::record_metrics(&reply);
     Ok(TurnReply {
         ids: turn.ids,
+        finish_reason: FinishReason::of(reply.stopped),
         response: reply.text,
         tool_calls: reply.tool_calls,
         reasoning: reply.reasoning.text(),
@@ -83,6 +97,7 @@ async fn run_agent(
     user: &UserId,
     turn: &Turn,
     observer: &dyn agent::Observer,
+    stop: watch::Receiver<bool>,
 ) -> Result<agent::AgentReply, ChatError> {
     let client = &turn.client;
     let Some(llm) = &app.llm else {
@@ -118,6 +133,7 @@ async fn run_agent(
     let limits = Limits {
         max_rounds: app.config.agent_max_rounds,
         deadline: turn.deadline,
+        stop,
     };
     // Only a resumed turn pays for reading its journal, under the lease it now holds.
     let recorded = match (turn.resumed, turn.journal()) {

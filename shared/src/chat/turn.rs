@@ -41,6 +41,11 @@ impl Turn {
         self.ids
     }
 
+    /// The turn's id, which is also the id of the conversation's lease it holds.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
     /// The turn whose tool calls are journaled: this one, when it is keyed.
     pub(super) fn journal(&self) -> Option<Uuid> {
         self.keyed.then_some(self.id)

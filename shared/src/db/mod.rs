@@ -8,6 +8,7 @@
 pub mod conversations;
 pub mod messages;
 pub mod retention;
+pub mod streams;
 pub mod tasks;
 pub mod turns;
 

@@ -65,6 +65,27 @@ pub async fn lapsed_leases(client: &Client, keep: Duration, batch: i64) -> Resul
     .await
 }
 
+/// Stream batches stored more than `keep` ago: their turn is long over, and a follower
+/// that arrives after its end is answered from the stored messages.
+pub async fn stream_batches(client: &Client, keep: Duration, batch: i64) -> Result<u64, DbError> {
+    count(
+        client,
+        "WITH doomed AS (
+             SELECT turn_id, seq FROM turn_streams
+             WHERE created_at < now() - make_interval(secs => $1)
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         ),
+         gone AS (
+             DELETE FROM turn_streams s USING doomed
+             WHERE s.turn_id = doomed.turn_id AND s.seq = doomed.seq RETURNING 1
+         )
+         SELECT count(*) FROM gone",
+        keep,
+        batch,
+    )
+    .await
+}
+
 async fn count(client: &Client, sql: &str, keep: Duration, batch: i64) -> Result<u64, DbError> {
     let rows = client
         .query(

@@ -292,6 +292,8 @@ pub struct Reply<'a> {
     pub tool_calls: &'a Value,
     /// The model's reasoning over the turn, in its provider's fields.
     pub reasoning: &'a Value,
+    /// Whether the user stopped the turn (the content is what was written until then).
+    pub stopped: bool,
     /// Prompt tokens the provider reported for the turn.
     pub prompt_tokens: u64,
     /// Answer tokens the provider reported for the turn.
@@ -323,9 +325,11 @@ pub async fn finish(
              ),
              message AS (
                  INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls,
-                                       reasoning, prompt_tokens, completion_tokens, llm_latency_ms)
+                                       reasoning, finish_reason, prompt_tokens, completion_tokens,
+                                       llm_latency_ms)
                  SELECT :message_id, id, :user, message_count, 'assistant', :content, :tool_calls,
-                        :reasoning, :prompt_tokens, :completion_tokens, :latency_ms FROM released
+                        :reasoning, CASE WHEN :stopped THEN 'abort' ELSE 'stop' END,
+                        :prompt_tokens, :completion_tokens, :latency_ms FROM released
                  RETURNING created_at
              ),
              turn AS (
@@ -341,6 +345,7 @@ pub async fn finish(
                 ("content", &reply.content, Type::TEXT),
                 ("tool_calls", reply.tool_calls, Type::JSONB),
                 ("reasoning", reply.reasoning, Type::JSONB),
+                ("stopped", &reply.stopped, Type::BOOL),
                 ("prompt_tokens", &prompt_tokens, Type::INT4),
                 ("completion_tokens", &completion_tokens, Type::INT4),
                 ("latency_ms", &latency_ms, Type::INT4),
@@ -399,6 +404,8 @@ pub enum KeyedState {
         tool_calls: Value,
         /// Its reasoning, in the provider's fields.
         reasoning: Value,
+        /// Whether the user stopped it.
+        stopped: bool,
         /// When it was stored.
         created_at: DateTime<Utc>,
     },
@@ -420,7 +427,8 @@ pub async fn find_keyed(
                     um.content AS user_message,
                     coalesce(c.turn_lease_id = t.id AND c.turn_lease_until > now(), false)
                         AS in_progress,
-                    am.id AS assistant_id, am.content, am.tool_calls, am.reasoning, am.created_at
+                    am.id AS assistant_id, am.content, am.tool_calls, am.reasoning,
+                    am.finish_reason = 'abort' AS stopped, am.created_at
              FROM turns t
              JOIN conversations c ON c.id = t.conversation_id
              JOIN messages um ON um.id = t.user_message_id
@@ -438,6 +446,7 @@ pub async fn find_keyed(
                 content: row.get("content"),
                 tool_calls: row.get("tool_calls"),
                 reasoning: row.get("reasoning"),
+                stopped: row.get("stopped"),
                 created_at: row.get("created_at"),
             },
             _ if row.get::<_, bool>("in_progress") => KeyedState::InProgress,

@@ -7,6 +7,7 @@ mod auth;
 mod chat;
 mod concurrency;
 mod contract;
+mod controls;
 mod conversations;
 mod dev_server;
 mod events;
