@@ -7,6 +7,7 @@
 //! A client using the SDK's `useChat` assembles them into one assistant message.
 
 use bytes::Bytes;
+use lambda_http::{Response, http::HeaderValue};
 use serde_json::{Value, json};
 
 use std::sync::Mutex;
@@ -22,7 +23,7 @@ use crate::{
         messages::{Role, StoredMessage},
         streams::Batch,
     },
-    http::ApiError,
+    http::{ApiError, ResponseBody},
     llm::Reasoning,
 };
 
@@ -35,6 +36,17 @@ pub const HEADERS: [(&str, &str); 5] = [
     // Proxies that buffer (nginx) would hold the stream back.
     ("x-accel-buffering", "no"),
 ];
+
+/// A `200` UI message stream with the protocol's headers.
+pub fn response(body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    for (name, value) in HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
 
 /// An SSE comment: ignored by clients, it keeps idle connections from being closed.
 pub const HEARTBEAT: &[u8] = b": keep-alive\n\n";

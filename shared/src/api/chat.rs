@@ -1,14 +1,13 @@
 //! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn, answered as JSON, or
 //! as a UI message stream when the client sends `Accept: text/event-stream`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use lambda_http::{
     Body, Request, Response,
-    http::{HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
 };
 use serde::Serialize;
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{
@@ -16,7 +15,7 @@ use crate::{
     app::{App, Uses},
     auth::UserId,
     chat::{self, Admission, ChatRequest, IdempotencyKey, Turn, TurnReply},
-    db::{self, streams::Activity},
+    db,
     http::{self, ApiError, ResponseBody},
     input, ui_stream,
 };
@@ -82,7 +81,7 @@ pub async fn handle_streaming(app: Arc<App>, req: Request) -> Response<ResponseB
         }
         let request_id = http::request_id(&req);
         match chat::admit(&app, &user, request, key.as_ref()).await? {
-            Admission::Replay(reply) => Ok(stream_response(ResponseBody::Full(Some(
+            Admission::Replay(reply) => Ok(ui_stream::response(ResponseBody::Full(Some(
                 ui_stream::replay(&reply),
             )))),
             Admission::Run(turn) if app.llm.is_none() => {
@@ -133,7 +132,7 @@ fn wants_stream(req: &Request) -> bool {
 
 /// Starts the turn on its own task and answers with its stream. A client that goes away
 /// does not cancel the turn: it runs to its stored end (a stop ends it sooner), a keyed
-/// retry replays it, and a reload follows it ([`follow`]).
+/// retry replays it, and a reload follows it (`chat_controls::follow`).
 fn stream_turn(
     app: Arc<App>,
     user: UserId,
@@ -159,97 +158,5 @@ fn stream_turn(
         tracing::info!(error_code, "stream finished");
     };
     tokio::spawn(run.in_current_span());
-    stream_response(body)
-}
-
-/// How long a follower waits for the stream's last batch after the turn released its
-/// lease (the producer stores it right after).
-const LAST_BATCH_GRACE: Duration = Duration::from_secs(2);
-
-/// `GET /api/chat/{id}/stream` (and `/api/{user_id}/chat/{id}/stream`), what `useChat({
-/// resume: true })` asks on mount: the running turn of conversation `id` as its UI message
-/// stream, replayed from its first chunk and then followed until its end, from whichever
-/// instance runs it; `204` when no turn runs.
-pub async fn follow(app: Arc<App>, req: Request) -> Response<ResponseBody> {
-    http::serve("chat_stream", req, |req| async move {
-        let user = http::authenticate(app.verifier()?, &req).await?;
-        let id = input::uuid(http::path_param(&req, "id"), "id")?;
-        let client = app.db.get().await?;
-        let turn_id = match db::streams::activity(&client, &user, id).await? {
-            Activity::NotFound => return Err(ApiError::ConversationNotFound),
-            Activity::Idle => return Ok(ResponseBody::full(no_content())),
-            Activity::Running(turn_id) => turn_id,
-        };
-        let (sender, body) =
-            ResponseBody::channel(app.config.stream_heartbeat, ui_stream::HEARTBEAT);
-        let follow = async move {
-            let mut after = 0;
-            let mut released: Option<Instant> = None;
-            while !sender.is_closed() {
-                let (batches, running) =
-                    match db::streams::after(&client, &user, id, turn_id, after).await {
-                        Ok(read) => read,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not follow the turn's stream");
-                            return;
-                        }
-                    };
-                for batch in batches {
-                    after = batch.seq;
-                    let _ = sender.send(batch.chunk.into());
-                    if batch.last {
-                        return;
-                    }
-                }
-                if !running
-                    && released.get_or_insert_with(Instant::now).elapsed() > LAST_BATCH_GRACE
-                {
-                    tracing::warn!("the followed turn ended without its last batch");
-                    return;
-                }
-                tokio::time::sleep(chat::RELAY_EVERY).await;
-            }
-        };
-        tokio::spawn(follow.in_current_span());
-        Ok(stream_response(body))
-    })
-    .await
-}
-
-/// `POST /api/chat/{id}/stop` (and `/api/{user_id}/chat/{id}/stop`): stops the running turn
-/// of conversation `id` wherever it runs. `202` when a turn was asked to stop (it ends
-/// within a second, keeping what it wrote, and its streams end with `abort`); `204` when
-/// none was running.
-pub async fn stop(app: &App, req: Request) -> Response<Body> {
-    http::serve("chat_stop", req, |req| async move {
-        let user = http::authenticate(app.verifier()?, &req).await?;
-        let id = input::uuid(http::path_param(&req, "id"), "id")?;
-        let client = app.db.get().await?;
-        match db::streams::stop(&client, &user, id).await? {
-            None => Err(ApiError::ConversationNotFound),
-            Some(true) => Ok(http::json_response(
-                StatusCode::ACCEPTED,
-                &serde_json::json!({"stopping": true}),
-            )),
-            Some(false) => Ok(no_content()),
-        }
-    })
-    .await
-}
-
-fn no_content() -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
-}
-
-/// A `200` UI message stream with the protocol's headers.
-fn stream_response(body: ResponseBody) -> Response<ResponseBody> {
-    let mut response = Response::new(body);
-    for (name, value) in ui_stream::HEADERS {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
-    }
-    response
+    ui_stream::response(body)
 }

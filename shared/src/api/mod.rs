@@ -3,6 +3,7 @@
 //! into the Lambda runtime.
 
 pub mod chat;
+pub mod chat_controls;
 pub mod conversations;
 pub mod health;
 pub mod retention;

@@ -92,7 +92,7 @@ impl TestApp {
     /// `GET /api/chat/{id}/stream` as `user`, served by `instance`, read to its end.
     async fn follow_on(&self, instance: &Arc<App>, user: &str, conversation: &str) -> Streamed {
         let request = self.control(Method::GET, user, conversation, "stream");
-        let response = todo_chat::api::chat::follow(instance.clone(), request).await;
+        let response = todo_chat::api::chat_controls::follow(instance.clone(), request).await;
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         Streamed::from_raw(
@@ -105,7 +105,7 @@ impl TestApp {
     /// `POST /api/chat/{id}/stop` as `user`, served by `instance`.
     async fn stop_on(&self, instance: &App, user: &str, conversation: &str) -> TestResponse {
         let request = self.control(Method::POST, user, conversation, "stop");
-        Self::send_to(instance, todo_chat::api::chat::stop, request).await
+        Self::send_to(instance, todo_chat::api::chat_controls::stop, request).await
     }
 
     /// `(content, finish_reason, tool_calls)` of the conversation's assistant messages.
@@ -174,7 +174,7 @@ async fn several_followers_get_the_same_stream_and_one_that_leaves_disturbs_noth
     let (one, two) = (Arc::new(app.variant(&[])), Arc::new(app.variant(&[])));
     // A follower whose connection drops after its first bytes.
     let request = app.control(Method::GET, "alice", &producer.conversation, "stream");
-    let mut leaving = todo_chat::api::chat::follow(one.clone(), request)
+    let mut leaving = todo_chat::api::chat_controls::follow(one.clone(), request)
         .await
         .into_body();
     leaving.frame().await.unwrap().unwrap();

@@ -107,6 +107,32 @@ async fn sample_events_are_answered_by_their_handlers() {
 }
 
 #[tokio::test]
+async fn chat_control_sample_events_are_answered_by_their_handlers() {
+    let app = TestApp::spawn().await;
+    app.db()
+        .await
+        .execute(
+            "INSERT INTO conversations (id, user_id, title) VALUES ($1::text::uuid, 'demo-user', 's')",
+            &[&SAMPLE_CONVERSATION],
+        )
+        .await
+        .unwrap();
+
+    let stop = invoke(
+        &app,
+        "chat-stop",
+        api::chat_controls::USES,
+        api::chat_controls::stop,
+    )
+    .await;
+    let instance = std::sync::Arc::new(app.built_for(api::chat_controls::USES));
+    let follow = api::chat_controls::follow(instance, sample(&app, "chat-stream")).await;
+
+    assert_eq!(stop.status, 204, "nothing runs there: {}", stop.body);
+    assert_eq!(follow.status(), 204, "nothing runs there");
+}
+
+#[tokio::test]
 async fn task_sample_events_are_answered_by_their_handlers() {
     let app = TestApp::spawn().await;
 

@@ -64,7 +64,12 @@ async fn rows_past_retention_go_and_fresh_ones_stay() {
          WHERE id = (SELECT conversation_id FROM turns WHERE idempotency_key = 'old-0');
          UPDATE conversations SET turn_lease_id = gen_random_uuid(),
              turn_lease_until = now() + interval '1 minute'
-         WHERE id = (SELECT conversation_id FROM turns WHERE idempotency_key = 'new-0');",
+         WHERE id = (SELECT conversation_id FROM turns WHERE idempotency_key = 'new-0');
+         INSERT INTO turn_streams (turn_id, conversation_id, seq, chunk, created_at)
+         SELECT id, conversation_id, 1, 'data: old'::bytea, now() - interval '20 minutes'
+         FROM turns WHERE idempotency_key = 'old-1'
+         UNION ALL
+         SELECT id, conversation_id, 1, 'data: new'::bytea, now() FROM turns WHERE idempotency_key = 'new-0';",
     )
     .await
     .unwrap();
@@ -75,6 +80,8 @@ async fn rows_past_retention_go_and_fresh_ones_stay() {
     assert_eq!(swept.idempotency_records, 2);
     assert_eq!(swept.rate_windows, 1, "only the finished window");
     assert_eq!(swept.lapsed_leases, 1, "only the lapsed lease");
+    assert_eq!(swept.stream_batches, 1, "only the old turn's stream");
+    assert_eq!(app.count("turn_streams").await, 1);
     assert!(swept.complete);
     assert_eq!(keys_of(&app, "alice").await, ["new-0"]);
     assert_eq!(journal_before, 3);
