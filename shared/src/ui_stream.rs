@@ -313,7 +313,8 @@ impl Audience for Live {
 /// Stored messages as the AI SDK's `UIMessage`s, as `useChat({ messages })` takes them and
 /// as the stream assembled them: a user message's text; an assistant message's step, its
 /// reasoning (only when `include_reasoning`), each tool call as a finished tool part, its
-/// text, and the turn's ids as metadata.
+/// text, and the turn's ids as metadata (with `finish_reason: "abort"` when the user
+/// stopped it).
 pub fn ui_messages(
     conversation_id: Uuid,
     messages: &[StoredMessage],
@@ -361,6 +362,9 @@ pub fn ui_messages(
                 });
                 if let Some(id) = user_message_id {
                     metadata["user_message_id"] = json!(id);
+                }
+                if message.stopped {
+                    metadata["finish_reason"] = json!(FinishReason::Abort);
                 }
                 json!({"id": message.id, "role": "assistant", "parts": parts, "metadata": metadata})
             }

@@ -512,6 +512,7 @@ mod tests {
             content: content.into(),
             tool_calls,
             reasoning: json!({}),
+            stopped: false,
             created_at: chrono::Utc::now(),
         }
     }

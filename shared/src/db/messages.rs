@@ -52,6 +52,10 @@ pub struct StoredMessage {
     /// when a client asks, so never serialised with the message.
     #[serde(skip)]
     pub reasoning: Value,
+    /// Whether the user stopped the turn that wrote it (its content is what was written
+    /// until then); shown in the AI SDK's shape only.
+    #[serde(skip)]
+    pub stopped: bool,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
 }
@@ -70,7 +74,8 @@ pub async fn range(
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
         .query(
-            "SELECT id, role, content, tool_calls, reasoning, created_at FROM messages
+            "SELECT id, role, content, tool_calls, reasoning, finish_reason = 'abort' AS stopped,
+                    created_at FROM messages
              WHERE conversation_id = $1 AND user_id = $2 AND seq BETWEEN $3 AND $4
              ORDER BY seq",
             &[
@@ -99,7 +104,8 @@ pub async fn preceding(
                  SELECT seq FROM messages
                  WHERE id = $3 AND conversation_id = $1 AND user_id = $2
              )
-             SELECT id, role, content, tool_calls, reasoning, created_at FROM messages
+             SELECT id, role, content, tool_calls, reasoning, finish_reason = 'abort' AS stopped,
+                    created_at FROM messages
              WHERE conversation_id = $1 AND user_id = $2
                AND seq >= (SELECT seq FROM anchor) - $4 AND seq < (SELECT seq FROM anchor)
              ORDER BY seq",
@@ -123,6 +129,7 @@ fn from_row(row: &tokio_postgres::Row) -> Result<StoredMessage, DbError> {
         content: row.get("content"),
         tool_calls: row.get("tool_calls"),
         reasoning: row.get("reasoning"),
+        stopped: row.get("stopped"),
         created_at: row.get("created_at"),
     })
 }

@@ -270,6 +270,13 @@ async fn stop_from_another_instance_ends_the_turn_within_a_second_keeping_what_w
         "the partial answer is stored with its stop marker"
     );
     assert_eq!(llm.requests().len(), 1);
+    let read = app
+        .get_conversation("alice", &conversation, &[("format", "ui")])
+        .await;
+    assert_eq!(
+        read.body["messages"][1]["metadata"]["finish_reason"],
+        "abort"
+    );
     // The lease is free: the next message runs at once.
     let next = app
         .chat(
