@@ -15,7 +15,10 @@ const token = process.env.SDK_TOKEN;
 class MemoryState {
   status = 'ready';
   error = undefined;
-  messages = [];
+  constructor(messages = []) {
+    this.messages = messages;
+  }
+
   pushMessage = (message) => { this.messages = this.messages.concat(message); };
   popMessage = () => { this.messages = this.messages.slice(0, -1); };
   replaceMessage = (index, message) => {
@@ -24,9 +27,10 @@ class MemoryState {
   snapshot = (thing) => structuredClone(thing);
 }
 
+/** A chat as `useChat` makes one: `messages` are where it starts. */
 class Chat extends AbstractChat {
-  constructor(options) {
-    super({ ...options, state: new MemoryState() });
+  constructor({ messages, ...options }) {
+    super({ ...options, state: new MemoryState(messages) });
   }
 }
 
@@ -83,4 +87,88 @@ test('useChat on its default transport: sends, continues, and reads back as stor
       assert.deepEqual(textOf(kept, 'reasoning'), [textOf(message, 'reasoning').join('\n\n')]);
     }
   }
+});
+
+// Below, the paced `make dev`: its demo model writes its long help text word by word, so a
+// turn is still running when the test reloads or stops it.
+const pacedApi = process.env.PACED_API_URL;
+const authorization = { Authorization: `Bearer ${token}` };
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const transportTo = (base) =>
+  new DefaultChatTransport({ api: `${base}/api/chat`, headers: authorization });
+
+/** The conversation as stored, in the AI SDK's shape. */
+async function storedUiMessages(base, id) {
+  const response = await fetch(`${base}/api/${user}/conversations/${id}?format=ui`, {
+    headers: authorization,
+  });
+  assert.equal(response.status, 200);
+  return validateUIMessages({ messages: (await response.json()).messages });
+}
+
+/** Resolves once `chat` shows some of the assistant's reply. */
+async function untilReplyShows(chat) {
+  while (!(chat.status === 'streaming' && chat.lastMessage?.role === 'assistant'
+    && textOf(chat.lastMessage).join('').length > 0)) {
+    await sleep(20);
+  }
+}
+
+test('a reload mid-reply resumes the running turn in a new chat, to the end that is stored', async () => {
+  const id = randomUUID();
+  const tab = new Chat({ id, transport: transportTo(pacedApi) });
+  const sending = tab.sendMessage({ text: 'hello there' });
+  await untilReplyShows(tab);
+
+  // The tab reloads: its request goes (the turn does not), and the new page's chat resumes
+  // on mount, as useChat({ resume: true }) does, from the history it loaded.
+  await tab.stop();
+  await sending;
+  const reloaded = new Chat({
+    id,
+    transport: transportTo(pacedApi),
+    messages: await storedUiMessages(pacedApi, id),
+  });
+  await reloaded.resumeStream();
+
+  assert.equal(reloaded.error, undefined);
+  const stored = await storedUiMessages(pacedApi, id);
+  assert.deepEqual(reloaded.messages.map((m) => m.role), ['user', 'assistant']);
+  const [live, kept] = [reloaded.lastMessage, stored.at(-1)];
+  assert.equal(live.id, kept.id, 'the resumed message is the stored one');
+  assert.deepEqual(textOf(live), textOf(kept));
+  assert.ok(textOf(kept)[0].length > textOf(tab.lastMessage).join('').length);
+});
+
+test('stop ends the turn on the server: onFinish sees isAbort and a reload shows the partial answer', async () => {
+  const id = randomUUID();
+  const finishes = [];
+  const chat = new Chat({
+    id,
+    transport: transportTo(pacedApi),
+    onFinish: (finish) => finishes.push(finish),
+  });
+  const sending = chat.sendMessage({ text: 'hello there' });
+  await untilReplyShows(chat);
+
+  // A Stop button does both: the chat stops reading, the server stops the turn.
+  const [stopped] = await Promise.all([
+    fetch(`${pacedApi}/api/chat/${id}/stop`, { method: 'POST', headers: authorization }),
+    chat.stop(),
+  ]);
+  await sending;
+
+  assert.equal(stopped.status, 202);
+  assert.equal(finishes.at(-1).isAbort, true);
+  let resumed;
+  do {
+    await sleep(100);
+    resumed = await fetch(`${pacedApi}/api/chat/${id}/stream`, { headers: authorization });
+  } while (resumed.status === 200);
+  assert.equal(resumed.status, 204, 'nothing runs any more');
+  const answer = (await storedUiMessages(pacedApi, id)).at(-1);
+  assert.equal(answer.metadata.finish_reason, 'abort');
+  const [seen, kept] = [textOf(chat.lastMessage).join(''), textOf(answer).join('')];
+  assert.ok(kept.length > 0 && kept.startsWith(seen), `${seen} / ${kept}`);
+  assert.ok(!kept.includes('restart `make dev`'), 'the help text was cut short');
 });

@@ -509,6 +509,7 @@ async fn the_web_page_and_the_ai_packages_client_work_against_make_dev() {
         .env("TOKEN", &server.token)
         // The `ai` package's client reads a streamed turn as another user.
         .env("API_URL", &server.base)
+        .env("PACED_API_URL", &paced.base)
         .env(
             "STREAM_TOKEN",
             todo_chat::auth::issue_hs256(
