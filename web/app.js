@@ -20,6 +20,8 @@ const state = {
   conversationId: null,
   // The turn to resend on Retry: same body, same Idempotency-Key, so a retry is safe.
   pending: null,
+  // Whether a reply is streaming in, which the Stop button ends.
+  streaming: false,
   // The task panel: its filter and where its next page starts.
   taskFilter: "all",
   taskCursor: null,
@@ -96,7 +98,7 @@ export function describeToolCall(call) {
   }
 }
 
-function renderMessage({ role, content, tool_calls = [], reasoning = "", failed = false }) {
+function renderMessage({ role, content, tool_calls = [], reasoning = "", failed = false, finish_reason }) {
   const item = document.createElement("li");
   item.className = `message ${role}${failed ? " failed" : ""}`;
   const label = document.createElement("span");
@@ -120,9 +122,19 @@ function renderMessage({ role, content, tool_calls = [], reasoning = "", failed 
     }
     item.append(tools);
   }
+  if (finish_reason === "abort") markStopped(item);
   $("messages").append(item);
   item.scrollIntoView({ block: "end" });
   return item;
+}
+
+/** Marks an answer the user stopped: what it shows is what was written until then. */
+function markStopped(item) {
+  item.classList.add("stopped");
+  const note = document.createElement("p");
+  note.className = "stopped-note";
+  note.textContent = "Stopped";
+  item.append(note);
 }
 
 /** A collapsed "Thinking" block for a reasoning model's thoughts; returns its text element. */
@@ -143,6 +155,8 @@ function setStatus(text, isError = false) {
 }
 
 function setBusy(busy) {
+  state.streaming = busy;
+  $("stop").hidden = !busy;
   $("send").disabled = busy;
   $("message").readOnly = busy;
   $("chat").setAttribute("aria-busy", String(busy));
@@ -150,8 +164,14 @@ function setBusy(busy) {
 
 // ---------- conversations ----------
 
+let conversationLoads = 0;
+
 async function loadConversations() {
+  // Only the latest load renders: an older answer may arrive after a newer one (a reload's
+  // own loads racing a click).
+  const load = ++conversationLoads;
   const list = await api("GET", userPath("/conversations?limit=50"));
+  if (load !== conversationLoads) return;
   const ul = $("conversations");
   ul.replaceChildren();
   for (const c of list.conversations) {
@@ -179,7 +199,7 @@ async function loadConversations() {
 
 async function openConversation(id) {
   const detail = await api("GET", userPath(`/conversations/${id}?limit=200&include=reasoning`));
-  state.conversationId = id;
+  setOpenConversation(id);
   state.pending = null;
   $("retry").hidden = true;
   $("chat-title").textContent = detail.title;
@@ -199,13 +219,20 @@ async function deleteConversation(id, title) {
 }
 
 function newConversation() {
-  state.conversationId = null;
+  setOpenConversation(null);
   state.pending = null;
   $("retry").hidden = true;
   $("chat-title").textContent = "New conversation";
   $("messages").replaceChildren();
   setStatus("");
   $("message").focus();
+}
+
+/** The conversation on screen, remembered for the tab so a reload reopens it. */
+function setOpenConversation(id) {
+  state.conversationId = id;
+  if (id) sessionStorage.setItem("open_conversation", id);
+  else sessionStorage.removeItem("open_conversation");
 }
 
 // ---------- tasks ----------
@@ -269,16 +296,12 @@ async function sendTurn(turn) {
   try {
     const reply = await streamTurn(turn, (event) => {
       if (!bubble) bubble = assistantBubble();
-      if (event.type === "reasoning-delta") bubble.reasoning(event.delta);
-      if (event.type === "text-delta") bubble.text(event.delta);
-      if (event.type === "tool-input-available") bubble.input(event);
-      if (event.type === "tool-output-available") bubble.tool(event);
-      setStatus("Assistant is writing…");
+      bubble.show(event);
     });
     turn.bubble.classList.remove("failed");
     state.pending = null;
-    state.conversationId = reply.conversation_id;
-    setStatus("");
+    if (reply.stopped) bubble?.stopped();
+    setStatus(reply.stopped ? "Stopped. What was written is kept." : "");
     $("message").value = "";
     await loadConversations();
     if (reply.tool_calls.some((c) => TASK_CHANGING_TOOLS.has(c.name) && c.result?.success)) {
@@ -290,7 +313,7 @@ async function sendTurn(turn) {
     if (error.body?.conversation_id) {
       // The message is stored. Later messages go to this conversation; a retry resends
       // this turn unchanged with the same key, and the server completes it.
-      state.conversationId = error.body.conversation_id;
+      setOpenConversation(error.body.conversation_id);
     }
     state.pending = turn;
     handleError(error, { canRetry: true });
@@ -301,7 +324,8 @@ async function sendTurn(turn) {
 }
 
 /** Sends a turn asking for a UI message stream; calls `onEvent` for each chunk and resolves
- *  with the turn's ids and tool calls once the stored answer's `finish` arrives. */
+ *  with the turn's ids and tool calls once the stored answer's `finish` (or, for a turn the
+ *  user stopped, `abort`) arrives. */
 async function streamTurn(turn, onEvent) {
   const response = await send("POST", userPath("/chat"), {
     body: { message: turn.message, conversation_id: turn.conversationId },
@@ -310,8 +334,14 @@ async function streamTurn(turn, onEvent) {
   if (!response.ok || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
     throw await refusal(response);
   }
+  return readStream(response, onEvent);
+}
+
+/** Reads a UI message stream (a turn's own, or a running one it follows) to its end. */
+async function readStream(response, onEvent) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const toolCalls = new Map();
+  let ids = {};
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
@@ -333,8 +363,16 @@ async function streamTurn(turn, onEvent) {
       if (chunk.type === "tool-output-available") {
         toolCalls.get(chunk.toolCallId).result = chunk.output;
       }
+      if (chunk.type === "start") {
+        // The conversation is known from the first chunk: Stop and a reload can name it.
+        ids = chunk.messageMetadata;
+        setOpenConversation(ids.conversation_id);
+      }
       if (chunk.type === "finish") {
         return { ...chunk.messageMetadata, tool_calls: [...toolCalls.values()] };
+      }
+      if (chunk.type === "abort") {
+        return { ...ids, stopped: true, tool_calls: [...toolCalls.values()] };
       }
       onEvent(chunk);
     }
@@ -351,6 +389,14 @@ function assistantBubble() {
   let tools = null;
   let thoughts = null;
   return {
+    /** Shows one chunk of the stream. */
+    show(event) {
+      if (event.type === "reasoning-delta") this.reasoning(event.delta);
+      if (event.type === "text-delta") this.text(event.delta);
+      if (event.type === "tool-input-available") this.input(event);
+      if (event.type === "tool-output-available") this.tool(event);
+      if (event.type !== "start") setStatus("Assistant is writing…");
+    },
     reasoning(delta) {
       // Shown above the reply, before any text of it arrives.
       if (!thoughts) {
@@ -382,7 +428,38 @@ function assistantBubble() {
     fail() {
       item.classList.add("failed");
     },
+    stopped() {
+      markStopped(item);
+    },
   };
+}
+
+/** Stops the reply being written, wherever the turn runs; its stream then ends with abort. */
+async function stopTurn() {
+  if (!state.streaming || !state.conversationId) return;
+  setStatus("Stopping…");
+  await api("POST", userPath(`/chat/${state.conversationId}/stop`));
+}
+
+/** After a reload: follows the reply still being written in conversation `id`, if any. */
+async function resumeTurn(id) {
+  const response = await send("GET", userPath(`/chat/${id}/stream`));
+  if (response.status === 204) return;
+  if (!response.ok) throw await refusal(response);
+  setBusy(true);
+  setStatus("Assistant is writing…");
+  try {
+    let bubble = null;
+    const reply = await readStream(response, (event) => {
+      if (!bubble) bubble = assistantBubble();
+      bubble.show(event);
+    });
+    // The stored conversation, now with the answer, replaces what was streamed.
+    await openConversation(id);
+    if (reply.stopped) setStatus("Stopped. What was written is kept.");
+  } finally {
+    setBusy(false);
+  }
 }
 
 function handleError(error, { canRetry = false } = {}) {
@@ -438,8 +515,15 @@ async function showApp() {
   $("login").hidden = true;
   $("app").hidden = false;
   $("change-token").hidden = false;
+  // A reload reopens the conversation the tab had open, and follows a reply still running.
+  const open = sessionStorage.getItem("open_conversation");
   newConversation();
   await Promise.all([loadConversations(), loadTasks()]);
+  if (open) {
+    // Gone (deleted elsewhere): start afresh.
+    await openConversation(open).catch(() => newConversation());
+    if (state.conversationId === open) await resumeTurn(open);
+  }
 }
 
 /** Runs an action, showing its failure instead of losing it. */
@@ -475,6 +559,7 @@ function init() {
     }
   });
   $("retry").addEventListener("click", () => state.pending && sendTurn(state.pending));
+  $("stop").addEventListener("click", () => run(stopTurn));
   $("new-conversation").addEventListener("click", newConversation);
   $("change-token").addEventListener("click", () => showLogin());
   $("task-form").addEventListener("submit", (event) => run(() => addTask(event)));

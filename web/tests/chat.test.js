@@ -198,3 +198,68 @@ test("a link that points the page at another API never sends it the token unconf
     await browser.close();
   }
 });
+
+/** Signs in on the paced `make dev` and sends `text`; resolves once part of the reply shows. */
+async function startPacedReply(page, text) {
+  await page.goto(PACED_PAGE_URL);
+  await page.getByLabel("Bearer token").fill(TOKEN);
+  await page.getByRole("button", { name: "Start chatting" }).click();
+  await page.getByRole("heading", { name: "Conversations" }).waitFor();
+  const composer = page.getByLabel("Message");
+  await composer.fill(text);
+  await composer.press("Enter");
+  const partial = await page.waitForFunction(() => {
+    const content = [...document.querySelectorAll(".message.assistant .content")].at(-1);
+    return content?.textContent ? content.textContent : null;
+  });
+  return partial.jsonValue();
+}
+
+test("Stop ends the reply on the server, and a reload shows what was written, marked stopped", async () => {
+  assert.ok(PACED_PAGE_URL, "PACED_PAGE_URL must be set");
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const early = await startPacedReply(page, "What can you do?");
+
+    await page.getByRole("button", { name: "Stop" }).click();
+    await page.getByText("Stopped. What was written is kept.").waitFor();
+    await shot(page, "11-stopped");
+    assert.equal(await page.getByRole("button", { name: "Stop" }).isHidden(), true);
+    const shown = await page.locator(".message.assistant .content").last().textContent();
+
+    await page.reload();
+    const answer = page.locator(".message.assistant").last();
+    await answer.locator(".stopped-note").waitFor();
+    const kept = await answer.locator(".content").textContent();
+    await shot(page, "12-stopped-after-reload");
+    assert.ok(kept.startsWith(early) && kept.startsWith(shown.slice(0, early.length)), `${early} / ${kept}`);
+    assert.doesNotMatch(kept, /restart `make dev`/, "the reply was cut short");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a reload while the reply is written reopens the conversation and follows the reply to its end", async () => {
+  assert.ok(PACED_PAGE_URL, "PACED_PAGE_URL must be set");
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const early = await startPacedReply(page, "Help me please");
+
+    await page.reload();
+    // The stored user message, then the reply streaming in again from its start.
+    await page.locator(".message.user .content", { hasText: "Help me please" }).waitFor();
+    await page.getByRole("button", { name: "Stop" }).waitFor();
+    await shot(page, "13-resumed-after-reload");
+    await page.locator('#chat[aria-busy="false"]').waitFor({ timeout: 60_000 });
+    const final = await page.locator(".message.assistant .content").last().textContent();
+    await shot(page, "14-resumed-to-the-end");
+
+    assert.ok(final.startsWith(early) && final.length > early.length, `${early} / ${final}`);
+    assert.match(final, /restart `make dev`/, "the whole reply");
+    assert.equal(await page.locator(".message.assistant").count(), 1);
+  } finally {
+    await browser.close();
+  }
+});

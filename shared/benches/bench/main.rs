@@ -6,6 +6,7 @@
 //! starts) and the release function binaries in `target/release` (`make bench` builds them).
 
 // The tests' stand-in for the Lambda Runtime API, shared so both start functions alike.
+mod controls;
 #[path = "../../tests/api/runtime_api.rs"]
 mod runtime;
 mod watch;
@@ -98,6 +99,9 @@ async fn main() {
     }
     if runs("concurrency") {
         bench.concurrent_turns().await;
+    }
+    if runs("controls") {
+        bench.controls().await;
     }
     if runs("sizes") {
         bench.sizes();

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::{
     app::{App, Uses},
+    chat::FinishReason,
     db::{self, conversations::Conversation, messages::StoredMessage},
     http::{self, ApiError},
     input,
@@ -33,12 +34,14 @@ struct ConversationDetail<M> {
     has_more: bool,
 }
 
-/// A stored message as answered: the reasoning's readable text only when asked for
-/// (`?include=reasoning`), and then on every assistant message.
+/// A stored message as answered: an assistant message says how it ended, and carries the
+/// reasoning's readable text only when asked for (`?include=reasoning`).
 #[derive(Serialize)]
 struct MessageView {
     #[serde(flatten)]
     message: StoredMessage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<FinishReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning: Option<String>,
 }
@@ -51,7 +54,13 @@ impl MessageView {
                     .unwrap_or_default()
                     .text()
             });
-        Self { message, reasoning }
+        let finish_reason = (message.role == db::messages::Role::Assistant)
+            .then_some(FinishReason::of(message.stopped));
+        Self {
+            message,
+            finish_reason,
+            reasoning,
+        }
     }
 }
 

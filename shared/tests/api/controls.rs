@@ -270,6 +270,12 @@ async fn stop_from_another_instance_ends_the_turn_within_a_second_keeping_what_w
         read.body["messages"][1]["metadata"]["finish_reason"],
         "abort"
     );
+    let ours = app.get_conversation("alice", &conversation, &[]).await;
+    assert_eq!(ours.body["messages"][1]["finish_reason"], "abort");
+    assert!(
+        ours.body["messages"][0].get("finish_reason").is_none(),
+        "only answers end"
+    );
     // The lease is free: the next message runs at once.
     let next = app
         .chat(
