@@ -2,7 +2,6 @@
 //! chosen by the client is the conversation, only the new user message is read, the
 //! message's id keys the turn, and the answer is always the UI message stream.
 
-use http_body_util::BodyExt;
 use lambda_http::http::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -26,14 +25,8 @@ impl TestApp {
         let request = self
             .request(Method::POST, "/api/chat", body.to_string())
             .bearer(&self.token(user));
-        let response = todo_chat::api::chat::handle_streaming(self.app.clone(), request.0).await;
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Streamed::from_raw(
-            parts.status.as_u16(),
-            parts.headers,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
+        Streamed::read(todo_chat::api::chat::handle_streaming(self.app.clone(), request.0).await)
+            .await
     }
 }
 

@@ -91,14 +91,7 @@ impl TestApp {
     /// `GET /api/chat/{id}/stream` as `user`, served by `instance`, read to its end.
     async fn follow_on(&self, instance: &Arc<App>, user: &str, conversation: &str) -> Streamed {
         let request = self.control(Method::GET, user, conversation, "stream");
-        let response = todo_chat::api::chat_controls::follow(instance.clone(), request).await;
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Streamed::from_raw(
-            parts.status.as_u16(),
-            parts.headers,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
+        Streamed::read(todo_chat::api::chat_controls::follow(instance.clone(), request).await).await
     }
 
     /// `POST /api/chat/{id}/stop` as `user`, served by `instance`.
@@ -109,18 +102,10 @@ impl TestApp {
 
     /// `(content, finish_reason, tool_calls)` of the conversation's assistant messages.
     async fn answers(&self, conversation: &str) -> Vec<(String, String, Value)> {
-        let id: uuid::Uuid = conversation.parse().unwrap();
-        self.db()
-            .await
-            .query(
-                "SELECT content, finish_reason, tool_calls FROM messages
-                 WHERE conversation_id = $1 AND role = 'assistant' ORDER BY seq",
-                &[&id],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+        let stored = self.assistant_messages(conversation).await;
+        stored
+            .into_iter()
+            .map(|(_, content, tool_calls, finish_reason)| (content, finish_reason, tool_calls))
             .collect()
     }
 }

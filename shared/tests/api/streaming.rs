@@ -70,7 +70,18 @@ pub struct Streamed {
 }
 
 impl Streamed {
-    pub fn from_raw(status: u16, headers: lambda_http::http::HeaderMap, raw: String) -> Self {
+    /// Reads a streaming handler's response to its end.
+    pub async fn read(response: lambda_http::Response<todo_chat::http::ResponseBody>) -> Self {
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        Self::from_raw(
+            parts.status.as_u16(),
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    fn from_raw(status: u16, headers: lambda_http::http::HeaderMap, raw: String) -> Self {
         // A refusal before the first byte is answered as JSON: the contract covers it too.
         let is_json = headers
             .get("content-type")
@@ -128,14 +139,7 @@ impl TestApp {
     /// `POST /api/{user}/chat` with `Accept: text/event-stream` (and an `Idempotency-Key`),
     /// read to its end.
     pub async fn chat_stream(&self, user: &str, body: Value, key: Option<&str>) -> Streamed {
-        let response = self.stream_request(user, body, key).await;
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Streamed::from_raw(
-            parts.status.as_u16(),
-            parts.headers,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
+        Streamed::read(self.stream_request(user, body, key).await).await
     }
 
     /// The streaming handler's response, body unread.
@@ -156,20 +160,24 @@ impl TestApp {
         todo_chat::api::chat::handle_streaming(self.app.clone(), request.0).await
     }
 
-    /// `(id, content, tool_calls)` of the assistant messages in `conversation_id`.
-    pub async fn assistant_messages(&self, conversation_id: &str) -> Vec<(Uuid, String, Value)> {
+    /// `(id, content, tool_calls, finish_reason)` of the assistant messages in
+    /// `conversation_id`.
+    pub async fn assistant_messages(
+        &self,
+        conversation_id: &str,
+    ) -> Vec<(Uuid, String, Value, String)> {
         let id = Uuid::parse_str(conversation_id).unwrap();
         self.db()
             .await
             .query(
-                "SELECT id, content, tool_calls FROM messages
+                "SELECT id, content, tool_calls, finish_reason FROM messages
                  WHERE conversation_id = $1 AND role = 'assistant' ORDER BY seq",
                 &[&id],
             )
             .await
             .unwrap()
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect()
     }
 }
