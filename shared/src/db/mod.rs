@@ -236,6 +236,7 @@ impl Pool {
                 tls: self.tls.clone(),
                 statement_timeout: self.timeouts.statement,
                 broken: AtomicBool::new(false),
+                one_at_a_time: tokio::sync::Mutex::new(()),
             }),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(DbError::Unavailable(format!(
@@ -292,12 +293,16 @@ fn bind_named<'a>(
 
 /// One pooled connection. A statement that overruns [`Timeouts::statement`] is cancelled on
 /// the server and the connection is discarded when dropped, never handed out again: it may
-/// be silent, or still busy with the cancelled statement.
+/// be silent, or still busy with the cancelled statement. Statements run one at a time, even
+/// when two tasks share the connection (a turn's tools and its stream relay): a pooler in
+/// transaction mode must never see them pipelined, and a cancel must hit only the statement
+/// that overran.
 pub struct Client {
     object: Option<Object>,
     tls: MakeTlsConnector,
     statement_timeout: Duration,
     broken: AtomicBool,
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Client {
@@ -312,6 +317,7 @@ impl Client {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, DbError> {
+        let _turn = self.one_at_a_time.lock().await;
         if self.is_broken() {
             return Err(DbError::Unavailable("connection already failed".into()));
         }

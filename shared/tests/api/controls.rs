@@ -357,3 +357,65 @@ async fn a_json_turn_stops_too_and_answers_what_was_written() {
     assert!(written.len() < 30, "cut short: {written}");
     assert_eq!(app.answers(&conversation).await[0].1, "abort");
 }
+
+#[tokio::test]
+#[ignore = "starts its own Postgres and PgBouncer; `make test` runs it"]
+async fn a_tool_turn_its_follower_and_its_stop_work_through_a_transaction_pooler() {
+    // The model writes slowly around its tool call, so the turn's relay and its tool share
+    // the connection while the pooler hands server connections out per transaction.
+    let mut calls_a_tool = slow_answer(&["Let", " me", " add", " it."], Duration::from_millis(60));
+    calls_a_tool.truncate(calls_a_tool.len() - 3);
+    calls_a_tool.extend([
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "add_task", "arguments": "{\"title\":\"buy milk\"}"}}]}),
+            Some("tool_calls"),
+        ),
+        done(),
+    ]);
+    let slow = slow_answer(
+        &["Added", " it", " and", " then", " more"],
+        Duration::from_millis(300),
+    );
+    let (mut app, llm) = app_over(vec![calls_a_tool, slow], &[]).await;
+    let cluster = crate::helpers::Cluster::start();
+    cluster.create_database("app").await;
+    let direct = app.variant(&[("DATABASE_URL", &cluster.url("app"))]);
+    todo_chat::db::migrate(&direct.db).await.unwrap();
+    let bouncer = crate::helpers::Bouncer::start(cluster.port(), false);
+    let pooled = bouncer.url("app");
+    app.app = Arc::new(app.variant(&[("DATABASE_URL", &pooled)]));
+    app.database_url = cluster.url("app");
+    let other = Arc::new(app.variant(&[("DATABASE_URL", &pooled)]));
+
+    let producer = app
+        .start_turn("alice", json!({"message": "add buy milk"}))
+        .await;
+    let conversation = producer.conversation.clone();
+    while llm.requests().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let follower = app.follow_on(&other, "alice", &conversation);
+    let stopper = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.stop_on(&other, "alice", &conversation).await
+    };
+    let (followed, stopped) = tokio::join!(follower, stopper);
+    let produced = chunks(&producer.body().await);
+
+    assert_eq!(stopped.status, 202, "{}", stopped.body);
+    assert_eq!(produced.last().unwrap()["type"], "abort", "{produced:?}");
+    assert_eq!(followed.chunks, produced);
+    assert!(
+        text(&produced).starts_with("Let me add it.Added"),
+        "{produced:?}"
+    );
+    assert_eq!(
+        app.tasks_of("alice").await,
+        [("buy milk".to_owned(), false)]
+    );
+    let answers = app.answers(&conversation).await;
+    assert_eq!((answers.len(), answers[0].1.as_str()), (1, "abort"));
+    assert_eq!(answers[0].2[0]["name"], "add_task");
+}
