@@ -23,11 +23,14 @@ pub const USES: Uses = Uses::Tokens;
 /// How long a follower waits for the stream's last batch after the turn released its
 /// lease (the producer stores it right after).
 const LAST_BATCH_GRACE: Duration = Duration::from_secs(2);
+/// How long a follower waits for a running turn's first batch (a streamed turn stores it
+/// within 100 ms) before it answers that nothing is streaming: a JSON turn stores none.
+const FIRST_BATCH_WAIT: Duration = Duration::from_millis(400);
 
 /// `GET /api/chat/{id}/stream` (and `/api/{user_id}/chat/{id}/stream`), what `useChat({
 /// resume: true })` asks on mount: the running turn of conversation `id` as its UI message
 /// stream, replayed from its first chunk and then followed until its end, from whichever
-/// instance runs it; `204` when no turn runs.
+/// instance runs it; `204` when no streamed turn runs.
 pub async fn follow(app: Arc<App>, req: Request) -> Response<ResponseBody> {
     http::serve("chat_stream", req, |req| async move {
         let user = http::authenticate(app.verifier()?, &req).await?;
@@ -38,20 +41,34 @@ pub async fn follow(app: Arc<App>, req: Request) -> Response<ResponseBody> {
             Activity::Idle => return Ok(ResponseBody::full(no_content())),
             Activity::Running(turn_id) => turn_id,
         };
+        let asked = Instant::now();
+        let first = loop {
+            let (batches, running) = db::streams::after(&client, &user, id, turn_id, 0).await?;
+            if !batches.is_empty() {
+                break batches;
+            }
+            if !running || asked.elapsed() > FIRST_BATCH_WAIT {
+                return Ok(ResponseBody::full(no_content()));
+            }
+            tokio::time::sleep(chat::RELAY_EVERY).await;
+        };
         let (sender, body) =
             ResponseBody::channel(app.config.stream_heartbeat, ui_stream::HEARTBEAT);
         let follow = async move {
+            let mut first = Some(first);
             let mut after = 0;
             let mut released: Option<Instant> = None;
             while !sender.is_closed() {
-                let (batches, running) =
-                    match db::streams::after(&client, &user, id, turn_id, after).await {
+                let (batches, running) = match first.take() {
+                    Some(batches) => (batches, true),
+                    None => match db::streams::after(&client, &user, id, turn_id, after).await {
                         Ok(read) => read,
                         Err(e) => {
                             tracing::warn!(error = %e, "could not follow the turn's stream");
                             return;
                         }
-                    };
+                    },
+                };
                 for batch in batches {
                     after = batch.seq;
                     let _ = sender.send(batch.chunk.into());

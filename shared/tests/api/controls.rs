@@ -419,3 +419,27 @@ async fn a_tool_turn_its_follower_and_its_stop_work_through_a_transaction_pooler
     assert_eq!((answers.len(), answers[0].1.as_str()), (1, "abort"));
     assert_eq!(answers[0].2[0]["name"], "add_task");
 }
+
+#[tokio::test]
+async fn a_running_json_turn_has_no_stream_to_follow_so_a_follower_gets_204() {
+    let app = TestApp::spawn().await;
+    let slow = wiremock::ResponseTemplate::new(200)
+        .set_body_json(crate::helpers::completion("Done."))
+        .set_delay(Duration::from_millis(1500));
+    app.llm_responds(slow).await;
+    let conversation = uuid::Uuid::new_v4().to_string();
+    let chat = json!({"id": conversation, "message":
+        {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "go"}]}});
+    let follower = async {
+        // Once the JSON turn holds the conversation (its user message is stored).
+        while app.count("messages").await == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.follow_on(&app.app, "alice", &conversation).await
+    };
+
+    let (answer, followed) = tokio::join!(app.chat("alice", chat), follower);
+
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(followed.status, 204, "{}", followed.raw);
+}
