@@ -10,6 +10,7 @@ use super::{
     error::ChatError,
     finishing::{FinishReason, TurnReply, title_for},
     input::{ChatRequest, Conversation, IdempotencyKey},
+    relay::RELAY_EVERY,
     turn::{Turn, TurnIds},
 };
 use crate::{
@@ -21,6 +22,10 @@ use crate::{
     },
     llm::Reasoning,
 };
+
+/// How long a message that interrupts a running turn waits for that turn to end (it sees the
+/// stop within 300 ms and ends at once).
+const INTERRUPT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How much longer than the turn deadline a conversation's lease lasts.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -76,14 +81,56 @@ impl Turn {
     }
 
     /// Stores the user message and takes the conversation's lease, in one statement; an AI
-    /// SDK chat whose conversation does not exist yet is created by it.
+    /// SDK chat whose conversation does not exist yet is created by it. A request that may
+    /// interrupt a running turn stops it and takes its place once it has ended.
     async fn begin(
+        &mut self,
+        app: &App,
+        user: &UserId,
+        request: &ChatRequest,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<(), ChatError> {
+        match self
+            .claim(app, user, request.conversation, idempotency)
+            .await?
+        {
+            Err(Refusal::Busy) if request.interrupt => {
+                self.interrupt(app, user, request.conversation, idempotency)
+                    .await
+            }
+            claim => Ok(claim?),
+        }
+    }
+
+    /// Stops the turn that holds the conversation (it keeps what it wrote), then claims the
+    /// conversation once that turn has released it, within [`INTERRUPT_WAIT`].
+    async fn interrupt(
         &mut self,
         app: &App,
         user: &UserId,
         conversation: Conversation,
         idempotency: Option<(&str, &str)>,
     ) -> Result<(), ChatError> {
+        db::streams::stop(&self.client, user, self.ids.conversation_id).await?;
+        let until = Instant::now() + INTERRUPT_WAIT;
+        loop {
+            tokio::time::sleep(RELAY_EVERY).await;
+            match self.claim(app, user, conversation, idempotency).await? {
+                Err(Refusal::Busy) if Instant::now() < until => continue,
+                claim => return Ok(claim?),
+            }
+        }
+    }
+
+    /// The one statement that stores the user message and takes the lease (two for a chat
+    /// whose conversation may not exist yet), and what it answered.
+    async fn claim(
+        &mut self,
+        app: &App,
+        user: &UserId,
+        conversation: Conversation,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<db::turns::Claim, ChatError> {
         let new_turn = db::turns::NewTurn {
             id: self.id,
             user,
@@ -115,7 +162,7 @@ impl Turn {
                 claim => claim,
             },
         };
-        Ok(claim?)
+        Ok(claim)
     }
 }
 
@@ -130,7 +177,7 @@ pub async fn admit(
     let client = app.db.get().await?;
     let Some(key) = key else {
         let mut turn = Turn::fresh(client, &request, false, deadline);
-        turn.begin(app, user, request.conversation, None).await?;
+        turn.begin(app, user, &request, None).await?;
         return Ok(Admission::Run(Box::new(turn)));
     };
     // A keyed request: a retry answers the stored reply, or resumes a failed attempt.
@@ -140,10 +187,7 @@ pub async fn admit(
         None => {
             let mut turn = Turn::fresh(client, &request, true, deadline);
             let idempotency = Some((key.as_str(), fingerprint.as_str()));
-            match turn
-                .begin(app, user, request.conversation, idempotency)
-                .await
-            {
+            match turn.begin(app, user, &request, idempotency).await {
                 Ok(()) => return Ok(Admission::Run(Box::new(turn))),
                 // A concurrent request with the same key got there first.
                 Err(ChatError::Db(e)) if e.is_unique_violation() => {

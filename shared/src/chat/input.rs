@@ -75,6 +75,9 @@ pub struct ChatRequest {
     /// The client's own id for the message (the AI SDK gives each one), which keys the turn
     /// when no `Idempotency-Key` is sent, so a resent message is never run twice.
     pub message_key: Option<IdempotencyKey>,
+    /// Whether the message may interrupt a turn running on the conversation (stopping it,
+    /// which keeps what it wrote) instead of being refused with `turn_in_progress`.
+    pub interrupt: bool,
 }
 
 /// The body of our own shape: `{"message": string, "conversation_id": uuid | null}`.
@@ -84,6 +87,8 @@ struct PlainBody {
     message: MessageText,
     #[serde(default, deserialize_with = "input::uuid_or_null")]
     conversation_id: Option<Uuid>,
+    #[serde(default)]
+    interrupt: bool,
 }
 
 /// The body the AI SDK's `DefaultChatTransport` sends (`{id, messages, trigger, messageId}`,
@@ -102,6 +107,8 @@ struct SdkBody {
     trigger: Option<String>,
     #[serde(default, rename = "messageId")]
     message_id: Option<String>,
+    #[serde(default)]
+    interrupt: bool,
 }
 
 /// A `UIMessage` as far as it is read: the new user message's id and text parts.
@@ -144,6 +151,7 @@ impl ChatRequest {
                 .conversation_id
                 .map_or(Conversation::New, Conversation::Existing),
             message_key: None,
+            interrupt: plain.interrupt,
         })
     }
 
@@ -204,6 +212,7 @@ impl ChatRequest {
             message,
             conversation: Conversation::Chat(body.id),
             message_key: Some(message_key),
+            interrupt: body.interrupt,
         })
     }
 }

@@ -443,3 +443,50 @@ async fn a_running_json_turn_has_no_stream_to_follow_so_a_follower_gets_204() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(followed.status, 204, "{}", followed.raw);
 }
+
+#[tokio::test]
+async fn a_new_message_may_interrupt_the_running_turn_which_keeps_what_it_wrote() {
+    let pieces = ["One", " two", " three", " four", " five", " six", " seven"];
+    let (app, llm) = app_over(
+        vec![
+            slow_answer(&pieces, Duration::from_millis(200)),
+            text_answer(&["Now", " this."]),
+        ],
+        &[],
+    )
+    .await;
+    let producer = app.start_turn("alice", json!({"message": "count"})).await;
+    let conversation = producer.conversation.clone();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let message = |interrupt: bool| json!({"message": "never mind", "conversation_id": conversation, "interrupt": interrupt});
+
+    let refused = app.chat_stream("alice", message(false), None).await;
+    let interrupting = app.chat_stream("alice", message(true), None).await;
+    let produced = chunks(&producer.body().await);
+
+    assert_eq!(
+        refused.status, 409,
+        "without asking, a busy conversation refuses"
+    );
+    assert_eq!(interrupting.status, 200, "{}", interrupting.raw);
+    assert_eq!(interrupting.text(), "Now this.");
+    assert_eq!(produced.last().unwrap()["type"], "abort");
+    let answers = app.answers(&conversation).await;
+    let kept: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(content, reason, _)| (content.as_str(), reason.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [(text(&produced).as_str(), "abort"), ("Now this.", "stop")]
+    );
+    assert!(!text(&produced).is_empty() && !text(&produced).contains("seven"));
+    let roles: Vec<String> = app
+        .messages(&conversation)
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
+    assert_eq!(llm.requests().len(), 2);
+}
