@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Post-deploy smoke test: [SMOKE_ORIGIN=<an allowed origin>] scripts/smoke.sh <ApiUrl> <token>
 # Checks health, a chat turn that calls a tool (add_task), the conversation listed, read and
-# deleted, a streamed turn in it (the REST API's response streaming), a CORS preflight (and,
+# deleted, a streamed turn in it (the REST API's response streaming), the chat's stream and
+# stop routes (nothing running: 204), a CORS preflight (and,
 # with SMOKE_ORIGIN, its grant), and the task it made in the tasks API; removes what it
 # created, pass or fail.
 # Ends with "smoke: N passed, M failed" and exits non-zero on any failure. `make test` runs
@@ -65,6 +66,11 @@ expect "POST chat, streamed" 200 "$status"
 grep -qi '^x-vercel-ai-ui-message-stream: v1' "$body.headers" && grep -q '"type":"finish"' "$body" \
   && [ "$(tail -c 14 "$body")" = "data: [DONE]" ]
 check "it is a UI message stream that ends with finish and [DONE]" $?
+
+# The chat's controls are deployed and routed: with the turn over, nothing runs to follow or
+# stop.
+expect "GET the chat's stream after its turn" 204 "$(call GET "/api/$user/chat/$conversation/stream")"
+expect "POST stop with nothing running" 204 "$(call POST "/api/$user/chat/$conversation/stop")"
 
 status=$(curl -s -D "$body.headers" -o "$body" -w '%{http_code}' --max-time 30 -X OPTIONS \
   "$api/api/$user/chat" -H "Origin: ${SMOKE_ORIGIN:-https://origin.invalid}" \

@@ -457,7 +457,7 @@ async fn make_dev_without_a_provider_answers_with_the_demo_model() {
     let report = String::from_utf8_lossy(&smoke.stdout);
     assert!(smoke.status.success(), "smoke test failed:\n{report}");
     // Its 11 checks, plus the streamed turn (2), the preflight and its grant.
-    assert!(report.contains("smoke: 15 passed, 0 failed"), "{report}");
+    assert!(report.contains("smoke: 17 passed, 0 failed"), "{report}");
     let left: i64 = client
         .query_one(
             "SELECT count(*) FROM tasks WHERE user_id = 'demo-user' AND title LIKE 'smoke test%'",
