@@ -1,5 +1,6 @@
 //! `POST /api/{user_id}/chat` (and `POST /api/chat`): one chat turn, answered as JSON, or
-//! as a UI message stream when the client sends `Accept: text/event-stream`.
+//! as a UI message stream when the client sends `Accept: text/event-stream` or the AI SDK's
+//! own body. Following and stopping a running turn are `chat_controls`.
 
 use std::sync::Arc;
 
