@@ -303,6 +303,9 @@ async function sendTurn(turn) {
     if (reply.stopped) bubble?.stopped();
     setStatus(reply.stopped ? "Stopped. What was written is kept." : "");
     $("message").value = "";
+    // The reply is complete: the composer is free at once, while the lists refresh (on a
+    // cold function that can take a while).
+    setBusy(false);
     await loadConversations();
     if (reply.tool_calls.some((c) => TASK_CHANGING_TOOLS.has(c.name) && c.result?.success)) {
       await loadTasks();
