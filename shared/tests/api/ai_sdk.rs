@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     helpers::TestApp,
-    streaming::{Streamed, app_over, chunk, done, text_answer, usage},
+    streaming::{self, Streamed, app_over, done, text_answer, usage},
 };
 
 /// The body `DefaultChatTransport` sends for `sendMessage({ text })`: the client's whole
@@ -31,15 +31,7 @@ impl TestApp {
 }
 
 fn add_milk_call() -> Vec<demo_llm::script::Step> {
-    vec![
-        chunk(
-            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                "function": {"name": "add_task", "arguments": "{\"title\":\"buy milk\"}"}}]}),
-            Some("tool_calls"),
-        ),
-        usage(),
-        done(),
-    ]
+    vec![streaming::add_milk_call(), usage(), done()]
 }
 
 #[tokio::test]

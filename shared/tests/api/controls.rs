@@ -12,7 +12,7 @@ use todo_chat::App;
 
 use crate::{
     helpers::{TestApp, TestResponse},
-    streaming::{Streamed, app_over, chunk, done, text_answer, usage},
+    streaming::{Streamed, add_milk_call, app_over, chunk, done, text_answer, usage},
 };
 
 /// A text answer written slowly: `pieces`, each after `pause`.
@@ -86,6 +86,14 @@ impl TestApp {
         .bearer(&self.token(user))
         .path_params(&[("id", conversation)])
         .0
+    }
+
+    /// A streamed turn of `user` run to its end; its conversation.
+    async fn finished_turn(&self, user: &str, message: &str) -> String {
+        let producer = self.start_turn(user, json!({"message": message})).await;
+        let conversation = producer.conversation.clone();
+        producer.body().await;
+        conversation
     }
 
     /// `GET /api/chat/{id}/stream` as `user`, served by `instance`, read to its end.
@@ -179,9 +187,7 @@ async fn several_followers_get_the_same_stream_and_one_that_leaves_disturbs_noth
 #[tokio::test]
 async fn a_follower_after_the_turn_ended_gets_204_and_the_answer_is_in_the_history() {
     let (app, _llm) = app_over(vec![text_answer(&["Done."])], &[]).await;
-    let producer = app.start_turn("alice", json!({"message": "hi"})).await;
-    let conversation = producer.conversation.clone();
-    producer.body().await;
+    let conversation = app.finished_turn("alice", "hi").await;
 
     let followed = app.follow_on(&app.app, "alice", &conversation).await;
 
@@ -273,14 +279,7 @@ async fn stop_from_another_instance_ends_the_turn_within_a_second_keeping_what_w
 
 #[tokio::test]
 async fn stop_during_a_tool_round_keeps_the_committed_tool_and_starts_nothing_more() {
-    let calls_a_tool = vec![
-        chunk(
-            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                "function": {"name": "add_task", "arguments": "{\"title\":\"buy milk\"}"}}]}),
-            Some("tool_calls"),
-        ),
-        done(),
-    ];
+    let calls_a_tool = vec![add_milk_call(), done()];
     let slow = slow_answer(
         &["Added", " it", " and", " more"],
         Duration::from_millis(400),
@@ -322,9 +321,7 @@ async fn stop_during_a_tool_round_keeps_the_committed_tool_and_starts_nothing_mo
 #[tokio::test]
 async fn stop_with_nothing_running_is_204_and_changes_nothing() {
     let (app, _llm) = app_over(vec![text_answer(&["Hi."])], &[]).await;
-    let producer = app.start_turn("alice", json!({"message": "hi"})).await;
-    let conversation = producer.conversation.clone();
-    producer.body().await;
+    let conversation = app.finished_turn("alice", "hi").await;
 
     let stopped = app.stop_on(&app.app, "alice", &conversation).await;
 
@@ -365,14 +362,7 @@ async fn a_tool_turn_its_follower_and_its_stop_work_through_a_transaction_pooler
     // the connection while the pooler hands server connections out per transaction.
     let mut calls_a_tool = slow_answer(&["Let", " me", " add", " it."], Duration::from_millis(60));
     calls_a_tool.truncate(calls_a_tool.len() - 3);
-    calls_a_tool.extend([
-        chunk(
-            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                "function": {"name": "add_task", "arguments": "{\"title\":\"buy milk\"}"}}]}),
-            Some("tool_calls"),
-        ),
-        done(),
-    ]);
+    calls_a_tool.extend([add_milk_call(), done()]);
     let slow = slow_answer(
         &["Added", " it", " and", " then", " more"],
         Duration::from_millis(300),

@@ -33,6 +33,16 @@ pub fn text_answer(pieces: &[&str]) -> Vec<Step> {
     steps
 }
 
+/// The chunk asking for `add_task` with `{"title": "buy milk"}`, the whole call at once, and
+/// finishing the round for tool calls.
+pub fn add_milk_call() -> Step {
+    chunk(
+        json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "add_task", "arguments": "{\"title\":\"buy milk\"}"}}]}),
+        Some("tool_calls"),
+    )
+}
+
 /// The usage chunk sent when `stream_options.include_usage` is set.
 pub fn usage() -> Step {
     Step::Send(wire::frame(
