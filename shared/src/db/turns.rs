@@ -184,7 +184,8 @@ pub async fn begin_existing(
                  claimed AS (
                      UPDATE conversations c
                      SET message_count = c.message_count + 1, updated_at = now(),
-                         turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs)
+                         turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs),
+                         turn_stop_id = NULL
                      FROM rate
                      WHERE c.id = :conversation_id AND c.user_id = :user
                        AND {LEASE_FREE}
@@ -250,7 +251,9 @@ pub async fn resume(
                  {},
                  claimed AS (
                      UPDATE conversations c
-                     SET turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs)
+                     SET turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs),
+                         -- A stop asked of an earlier attempt of this turn is not asked of this one.
+                         turn_stop_id = NULL
                      FROM rate
                      WHERE c.id = :conversation_id AND c.user_id = :user
                        AND {LEASE_FREE}

@@ -480,3 +480,39 @@ async fn a_new_message_may_interrupt_the_running_turn_which_keeps_what_it_wrote(
     assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn a_stop_asked_of_an_earlier_attempt_does_not_stop_the_keyed_retry_that_resumes_it() {
+    // The first attempt fails (the model is down) just as a stop is asked of it; the retry
+    // with the same key resumes the same turn, and must run to its end.
+    let app = TestApp::spawn().await;
+    app.llm_responds(wiremock::ResponseTemplate::new(500)).await;
+    let failed = app
+        .chat_with_key("alice", "key-1", json!({"message": "hi"}))
+        .await;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    let conversation = failed.body["conversation_id"].as_str().unwrap().to_owned();
+    app.db()
+        .await
+        .execute(
+            "UPDATE conversations SET turn_stop_id =
+                 (SELECT id FROM turns WHERE idempotency_key = 'key-1')",
+            &[],
+        )
+        .await
+        .unwrap();
+    app.llm.reset().await;
+    let slow = wiremock::ResponseTemplate::new(200)
+        .set_body_json(crate::helpers::completion("Hello."))
+        .set_delay(Duration::from_millis(800));
+    app.llm_responds(slow).await;
+
+    let retried = app
+        .chat_with_key("alice", "key-1", json!({"message": "hi"}))
+        .await;
+
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["finish_reason"], "stop");
+    assert_eq!(retried.body["response"], "Hello.");
+    assert_eq!(app.answers(&conversation).await[0].1, "stop");
+}
