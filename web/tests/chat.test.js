@@ -27,6 +27,14 @@ function launch() {
   });
 }
 
+/** Opens the page at `url` and signs in with the pasted token. */
+async function signIn(page, url) {
+  await page.goto(url);
+  await page.getByLabel("Bearer token").fill(TOKEN);
+  await page.getByRole("button", { name: "Start chatting" }).click();
+  await page.getByRole("heading", { name: "Conversations" }).waitFor();
+}
+
 /** Sends `text` as a chat message with the keyboard and waits for the turn to end. */
 async function say(page, text) {
   const composer = page.getByLabel("Message");
@@ -138,10 +146,7 @@ test("the reply streams in: its first words show while the turn is still running
   const browser = await launch();
   try {
     const page = await browser.newPage();
-    await page.goto(PACED_PAGE_URL);
-    await page.getByLabel("Bearer token").fill(TOKEN);
-    await page.getByRole("button", { name: "Start chatting" }).click();
-    await page.getByRole("heading", { name: "Conversations" }).waitFor();
+    await signIn(page, PACED_PAGE_URL);
 
     const composer = page.getByLabel("Message");
     await composer.fill("Add a task to buy bread");
@@ -174,10 +179,7 @@ test("a link that points the page at another API never sends it the token unconf
     page.on("request", (request) => {
       if (request.url().startsWith(elsewhere)) leaked.push(request.headers().authorization);
     });
-    await page.goto(PAGE_URL);
-    await page.getByLabel("Bearer token").fill(TOKEN);
-    await page.getByRole("button", { name: "Start chatting" }).click();
-    await page.getByRole("heading", { name: "Conversations" }).waitFor();
+    await signIn(page, PAGE_URL);
 
     // The same tab follows a crafted link.
     const crafted = new URL(PAGE_URL);
@@ -201,10 +203,7 @@ test("a link that points the page at another API never sends it the token unconf
 
 /** Signs in on the paced `make dev` and sends `text`; resolves once part of the reply shows. */
 async function startPacedReply(page, text) {
-  await page.goto(PACED_PAGE_URL);
-  await page.getByLabel("Bearer token").fill(TOKEN);
-  await page.getByRole("button", { name: "Start chatting" }).click();
-  await page.getByRole("heading", { name: "Conversations" }).waitFor();
+  await signIn(page, PACED_PAGE_URL);
   const composer = page.getByLabel("Message");
   await composer.fill(text);
   await composer.press("Enter");
