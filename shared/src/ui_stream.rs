@@ -321,16 +321,24 @@ pub fn ui_messages(
     include_reasoning: bool,
 ) -> Vec<Value> {
     let mut user_message_id = None;
+    let with_versions = |mut metadata: Value, message: &StoredMessage| {
+        if !message.versions.is_empty() {
+            metadata["versions"] = json!(message.versions);
+        }
+        metadata
+    };
     messages
         .iter()
         .map(|message| match message.role {
             Role::User => {
                 user_message_id = Some(message.id);
+                let metadata =
+                    json!({"conversation_id": conversation_id, "created_at": message.created_at});
                 json!({
                     "id": message.id,
                     "role": "user",
                     "parts": [{"type": "text", "text": message.content}],
-                    "metadata": {"conversation_id": conversation_id, "created_at": message.created_at},
+                    "metadata": with_versions(metadata, message),
                 })
             }
             Role::Assistant => {
@@ -366,6 +374,7 @@ pub fn ui_messages(
                 if message.stopped {
                     metadata["finish_reason"] = json!(FinishReason::Abort);
                 }
+                let metadata = with_versions(metadata, message);
                 json!({"id": message.id, "role": "assistant", "parts": parts, "metadata": metadata})
             }
         })

@@ -514,6 +514,7 @@ mod tests {
             reasoning: json!({}),
             stopped: false,
             created_at: chrono::Utc::now(),
+            versions: Vec::new(),
         }
     }
 

@@ -1,12 +1,16 @@
-//! `GET /api/{user_id}/conversations`, `GET` and `DELETE /api/{user_id}/conversations/{id}`.
+//! `GET /api/{user_id}/conversations`, `GET` and `DELETE /api/{user_id}/conversations/{id}`,
+//! and `POST /api/{user_id}/conversations/{id}/messages/{message_id}/show` (switch versions).
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
 
+use uuid::Uuid;
+
 use crate::{
     app::{App, Uses},
+    auth::UserId,
     chat::FinishReason,
-    db::{self, conversations::Conversation, messages::StoredMessage},
+    db::{self, conversations::Conversation, messages::StoredMessage, versions::Switch},
     http::{self, ApiError},
     input,
     llm::Reasoning,
@@ -97,9 +101,47 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
     http::serve("get_conversation", req, |req| async move {
         let user = http::authenticate(app.verifier()?, &req).await?;
         let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
-        let limit = input::bounded_int(http::query_param(&req, "limit"), "limit", 100, 1, 200)?;
-        let reasoning = input::includes_reasoning(http::query_param(&req, "include"))?;
-        let as_ui = match http::query_param(&req, "format") {
+        let view = View::of(&req)?;
+        let client = app.db.get().await?;
+        view.answer(&client, &user, id).await
+    })
+    .await
+}
+
+/// Shows another version of a message: that version and the rest of its path become the
+/// conversation's active path (the path shown until now is kept as a version), and the
+/// conversation is answered as `GET` answers it (same parameters). Refused with 409 while a
+/// turn runs on it.
+pub async fn show_version(app: &App, req: Request) -> Response<Body> {
+    http::serve("show_version", req, |req| async move {
+        let user = http::authenticate(app.verifier()?, &req).await?;
+        let id = input::uuid(http::path_param(&req, "conversation_id"), "conversation_id")?;
+        let version = input::uuid(http::path_param(&req, "message_id"), "message_id")?;
+        let view = View::of(&req)?;
+        let client = app.db.get().await?;
+        match db::versions::switch(&client, &user, id, version, Uuid::new_v4()).await? {
+            Switch::Switched | Switch::AlreadyShown => {}
+            Switch::ConversationNotFound => return Err(ApiError::ConversationNotFound),
+            Switch::VersionNotFound => return Err(ApiError::MessageNotFound),
+            Switch::Busy => return Err(ApiError::TurnInProgress),
+        }
+        view.answer(&client, &user, id).await
+    })
+    .await
+}
+
+/// How a conversation is answered: how many messages, with reasoning or not, in which shape.
+struct View {
+    limit: i64,
+    reasoning: bool,
+    as_ui: bool,
+}
+
+impl View {
+    fn of(req: &Request) -> Result<Self, ApiError> {
+        let limit = input::bounded_int(http::query_param(req, "limit"), "limit", 100, 1, 200)?;
+        let reasoning = input::includes_reasoning(http::query_param(req, "include"))?;
+        let as_ui = match http::query_param(req, "format") {
             None => false,
             Some("ui") => true,
             Some(_) => {
@@ -107,16 +149,29 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
                 return Err(input::InputError::field("format", reason).into());
             }
         };
-        let client = app.db.get().await?;
-        let conversation = db::conversations::get(&client, &user, id)
+        Ok(Self {
+            limit,
+            reasoning,
+            as_ui,
+        })
+    }
+
+    /// The conversation `id` with its latest messages on the active path.
+    async fn answer(
+        &self,
+        client: &db::Client,
+        user: &UserId,
+        id: Uuid,
+    ) -> Result<Response<Body>, ApiError> {
+        let conversation = db::conversations::get(client, user, id)
             .await?
             .ok_or(ApiError::ConversationNotFound)?;
         let last = conversation.message_count;
         // `limit` is at most 200, so the narrowing cannot truncate.
-        let first = (last - limit as i32 + 1).max(1);
-        let messages = db::messages::range(&client, &user, id, first, last).await?;
-        if as_ui {
-            let messages = ui_stream::ui_messages(id, &messages, reasoning);
+        let first = (last - self.limit as i32 + 1).max(1);
+        let messages = db::messages::range(client, user, id, first, last).await?;
+        if self.as_ui {
+            let messages = ui_stream::ui_messages(id, &messages, self.reasoning);
             return Ok(http::json_response(
                 StatusCode::OK,
                 &ConversationDetail {
@@ -133,12 +188,11 @@ pub async fn get(app: &App, req: Request) -> Response<Body> {
                 conversation,
                 messages: messages
                     .into_iter()
-                    .map(|m| MessageView::of(m, reasoning))
+                    .map(|m| MessageView::of(m, self.reasoning))
                     .collect::<Vec<_>>(),
             },
         ))
-    })
-    .await
+    }
 }
 
 /// Deletes one of the caller's conversations and its messages: 204, or 404 and nothing deleted.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     error::ChatError,
     finishing::{FinishReason, TurnReply, title_for},
-    input::{ChatRequest, Conversation, IdempotencyKey},
+    input::{ChatRequest, Conversation, IdempotencyKey, Intent, MessageRef, MessageText},
     relay::RELAY_EVERY,
     turn::{Turn, TurnIds},
 };
@@ -54,7 +54,10 @@ impl Turn {
                 user_message_id: Uuid::new_v4(),
                 assistant_message_id: Uuid::new_v4(),
             },
-            text: request.message.as_str().to_owned(),
+            // A regenerate's user message is the stored one it answers, read as it begins.
+            text: request
+                .text()
+                .map_or_else(String::new, |text| text.as_str().to_owned()),
             new_conversation,
             keyed,
             resumed: false,
@@ -90,13 +93,9 @@ impl Turn {
         request: &ChatRequest,
         idempotency: Option<(&str, &str)>,
     ) -> Result<(), ChatError> {
-        match self
-            .claim(app, user, request.conversation, idempotency)
-            .await?
-        {
+        match self.claim(app, user, request, idempotency).await? {
             Err(Refusal::Busy) if request.interrupt => {
-                self.interrupt(app, user, request.conversation, idempotency)
-                    .await
+                self.interrupt(app, user, request, idempotency).await
             }
             claim => Ok(claim?),
         }
@@ -108,14 +107,14 @@ impl Turn {
         &mut self,
         app: &App,
         user: &UserId,
-        conversation: Conversation,
+        request: &ChatRequest,
         idempotency: Option<(&str, &str)>,
     ) -> Result<(), ChatError> {
         db::streams::stop(&self.client, user, self.ids.conversation_id).await?;
         let until = Instant::now() + INTERRUPT_WAIT;
         loop {
             tokio::time::sleep(RELAY_EVERY).await;
-            match self.claim(app, user, conversation, idempotency).await? {
+            match self.claim(app, user, request, idempotency).await? {
                 Err(Refusal::Busy) if Instant::now() < until => continue,
                 claim => return Ok(claim?),
             }
@@ -128,17 +127,14 @@ impl Turn {
         &mut self,
         app: &App,
         user: &UserId,
-        conversation: Conversation,
+        request: &ChatRequest,
         idempotency: Option<(&str, &str)>,
     ) -> Result<db::turns::Claim, ChatError> {
-        let new_turn = db::turns::NewTurn {
-            id: self.id,
-            user,
-            message_id: self.ids.user_message_id,
-            content: &self.text,
-            idempotency,
-            limits: turn_limits(app),
-        };
+        if !matches!(request.intent, Intent::Send(_)) {
+            return self.revise(app, user, &request.intent, idempotency).await;
+        }
+        let conversation = request.conversation;
+        let new_turn = self.new_turn(app, user, idempotency);
         let (client, id) = (&self.client, self.ids.conversation_id);
         let title = title_for(&self.text);
         let claim = match conversation {
@@ -163,6 +159,52 @@ impl Turn {
             },
         };
         Ok(claim)
+    }
+
+    /// What the statements that start this turn are given.
+    fn new_turn<'a>(
+        &'a self,
+        app: &App,
+        user: &'a UserId,
+        idempotency: Option<(&'a str, &'a str)>,
+    ) -> db::turns::NewTurn<'a> {
+        db::turns::NewTurn {
+            id: self.id,
+            user,
+            message_id: self.ids.user_message_id,
+            content: &self.text,
+            idempotency,
+            limits: turn_limits(app),
+        }
+    }
+
+    /// A regenerate or an edit: what it replaces is kept as another version, and the turn
+    /// answers the user message it names (an edit's new version, or the stored one).
+    async fn revise(
+        &mut self,
+        app: &App,
+        user: &UserId,
+        intent: &Intent,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<db::turns::Claim, ChatError> {
+        let (edit, named) = match intent {
+            Intent::Edit { message, .. } => (true, Some(message)),
+            Intent::Regenerate { message } => (false, message.as_ref()),
+            Intent::Send(_) => unreachable!("a new message is no revision"),
+        };
+        let new_turn = self.new_turn(app, user, idempotency);
+        let revision = db::turns::Revision {
+            edit,
+            named: named.map(|named| (named.id(), named.as_str())),
+            branch_id: Uuid::new_v4(),
+        };
+        let revised =
+            db::turns::begin_revision(&self.client, new_turn, self.ids.conversation_id, revision)
+                .await?;
+        Ok(revised.map(|revised| {
+            self.ids.user_message_id = revised.user_message_id;
+            self.text = revised.user_message;
+        }))
     }
 }
 
@@ -251,16 +293,29 @@ fn turn_limits(app: &App) -> db::turns::TurnLimits {
     }
 }
 
-/// What identifies a request for idempotency: the conversation and the trimmed message.
+/// What identifies a request for idempotency: the conversation, the trimmed message, and
+/// for a regenerate or edit, which message it revises.
 fn fingerprint(request: &ChatRequest) -> String {
     let conversation = match request.conversation {
         Conversation::New => "new".to_owned(),
         Conversation::Existing(id) | Conversation::Chat(id) => id.to_string(),
     };
-    let digest = Sha256::new()
+    let mut digest = Sha256::new()
         .chain_update(conversation)
         .chain_update([0])
-        .chain_update(request.message.as_str())
-        .finalize();
+        .chain_update(request.text().map_or("", MessageText::as_str));
+    let revised = match &request.intent {
+        Intent::Send(_) => None,
+        Intent::Edit { message, .. } => Some(("edit", Some(message))),
+        Intent::Regenerate { message } => Some(("regenerate", message.as_ref())),
+    };
+    if let Some((kind, named)) = revised {
+        digest = digest
+            .chain_update([0])
+            .chain_update(kind)
+            .chain_update([0])
+            .chain_update(named.map_or("", MessageRef::as_str));
+    }
+    let digest = digest.finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

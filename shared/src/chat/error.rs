@@ -50,6 +50,8 @@ impl From<ChatError> for ApiError {
                 Refusal::NotFound => ApiError::ConversationNotFound,
                 Refusal::Busy => ApiError::TurnInProgress,
                 Refusal::Full => ApiError::ConversationFull,
+                Refusal::MessageNotFound => ApiError::MessageNotFound,
+                Refusal::NotEditable => ApiError::MessageNotEditable,
                 Refusal::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             },
             ChatError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,

@@ -65,11 +65,56 @@ pub enum Conversation {
     Chat(Uuid),
 }
 
+/// What a turn does to its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// Adds the user's new message and answers it.
+    Send(MessageText),
+    /// A new version of an earlier user message: the turn runs from there, and what followed
+    /// the old version is kept with it as another version.
+    Edit {
+        /// The user message edited.
+        message: MessageRef,
+        /// Its new text.
+        text: MessageText,
+    },
+    /// A new answer to the last user message (or to the message named), the old answer kept
+    /// as another version.
+    Regenerate {
+        /// The answer (or the user message) to answer again; `None`: the last one.
+        message: Option<MessageRef>,
+    },
+}
+
+/// A message as a client names it: by our id, or by the id the client sent it with (the AI
+/// SDK gives every message its own id, and knows it by that until it reloads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef(String);
+
+impl MessageRef {
+    /// Checks a client's message id: 1 to 255 visible ASCII characters.
+    fn parse(raw: &str, field: &str) -> Result<Self, InputError> {
+        IdempotencyKey::parse(raw.as_bytes())
+            .map(|key| Self(key.0))
+            .map_err(|_| InputError::field(field, "must be 1 to 255 visible ASCII characters"))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Our id, when the client sent one of ours.
+    pub fn id(&self) -> Option<Uuid> {
+        Uuid::parse_str(&self.0).ok()
+    }
+}
+
 /// A validated `POST .../chat` body, in either shape a client may send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatRequest {
-    /// What the user said.
-    pub message: MessageText,
+    /// What the turn does: a new message, an edit or a regenerate.
+    pub intent: Intent,
     /// The conversation it goes to.
     pub conversation: Conversation,
     /// The client's own id for the message (the AI SDK gives each one), which keys the turn
@@ -80,15 +125,21 @@ pub struct ChatRequest {
     pub interrupt: bool,
 }
 
-/// The body of our own shape: `{"message": string, "conversation_id": uuid | null}`.
+/// The body of our own shape: `{"message": string, "conversation_id": uuid | null}`; an edit
+/// adds `edit_message_id`, a regenerate is `{"conversation_id", "regenerate": true}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlainBody {
-    message: MessageText,
+    #[serde(default, deserialize_with = "input::present")]
+    message: Option<MessageText>,
     #[serde(default, deserialize_with = "input::uuid_or_null")]
     conversation_id: Option<Uuid>,
     #[serde(default)]
     interrupt: bool,
+    #[serde(default, deserialize_with = "input::uuid_or_null")]
+    edit_message_id: Option<Uuid>,
+    #[serde(default)]
+    regenerate: bool,
 }
 
 /// The body the AI SDK's `DefaultChatTransport` sends (`{id, messages, trigger, messageId}`,
@@ -144,15 +195,7 @@ impl ChatRequest {
         if value.get("id").is_some() || value.get("messages").is_some() {
             return Self::of_sdk(input::from_object(value)?);
         }
-        let plain: PlainBody = input::from_object(value)?;
-        Ok(Self {
-            message: plain.message,
-            conversation: plain
-                .conversation_id
-                .map_or(Conversation::New, Conversation::Existing),
-            message_key: None,
-            interrupt: plain.interrupt,
-        })
+        Self::of_plain(input::from_object(value)?)
     }
 
     /// Whether the client speaks the AI SDK's protocol, whose answer is always a stream.
@@ -160,27 +203,83 @@ impl ChatRequest {
         matches!(self.conversation, Conversation::Chat(_))
     }
 
-    fn of_sdk(body: SdkBody) -> Result<Self, InputError> {
-        match body.trigger.as_deref() {
-            None | Some("submit-message") => {}
-            Some("regenerate-message") => {
+    /// The user's new text: the message sent, or an edit's; `None` for a regenerate.
+    pub fn text(&self) -> Option<&MessageText> {
+        match &self.intent {
+            Intent::Send(text) | Intent::Edit { text, .. } => Some(text),
+            Intent::Regenerate { .. } => None,
+        }
+    }
+
+    fn of_plain(plain: PlainBody) -> Result<Self, InputError> {
+        let conversation = plain
+            .conversation_id
+            .map_or(Conversation::New, Conversation::Existing);
+        let needs_conversation = |what: &str| {
+            if plain.conversation_id.is_none() {
                 return Err(InputError::field(
-                    "trigger",
-                    "regenerate-message is not supported yet: send the message again",
+                    "conversation_id",
+                    format!("is required to {what}"),
                 ));
             }
+            Ok(())
+        };
+        let intent = match (plain.message, plain.edit_message_id, plain.regenerate) {
+            (Some(_), _, true) | (None, Some(_), true) => {
+                return Err(InputError::field(
+                    "regenerate",
+                    "answers the last message again: send it without message or edit_message_id",
+                ));
+            }
+            (None, None, true) => {
+                needs_conversation("regenerate an answer")?;
+                Intent::Regenerate { message: None }
+            }
+            (Some(text), Some(id), false) => {
+                needs_conversation("edit a message")?;
+                Intent::Edit {
+                    message: MessageRef(id.to_string()),
+                    text,
+                }
+            }
+            (Some(text), None, false) => Intent::Send(text),
+            (None, _, false) => {
+                return Err(InputError::field("message", "is required"));
+            }
+        };
+        Ok(Self {
+            intent,
+            conversation,
+            message_key: None,
+            interrupt: plain.interrupt,
+        })
+    }
+
+    fn of_sdk(body: SdkBody) -> Result<Self, InputError> {
+        let regenerate = match body.trigger.as_deref() {
+            None | Some("submit-message") => false,
+            Some("regenerate-message") => true,
             Some(_) => {
                 return Err(InputError::field(
                     "trigger",
                     "must be submit-message or regenerate-message",
                 ));
             }
-        }
-        if body.message_id.is_some() {
-            return Err(InputError::field(
-                "messageId",
-                "editing an earlier message is not supported yet: send a new message",
-            ));
+        };
+        let named = body
+            .message_id
+            .as_deref()
+            .map(|id| MessageRef::parse(id, "messageId"))
+            .transpose()?;
+        let conversation = Conversation::Chat(body.id);
+        if regenerate {
+            // The client's copy of the history is not read, not even its last message.
+            return Ok(Self {
+                intent: Intent::Regenerate { message: named },
+                conversation,
+                message_key: None,
+                interrupt: body.interrupt,
+            });
         }
         let (field, new) = match body.message {
             Some(message) => ("message", message),
@@ -203,15 +302,27 @@ impl ChatRequest {
             .filter(|part| part.kind == "text")
             .filter_map(|part| part.text.as_deref())
             .collect();
-        let message = MessageText::parse(&text)
+        let text = MessageText::parse(&text)
             .map_err(|reason| InputError::field(field, format!("its text {reason}")))?;
-        let message_key = IdempotencyKey::parse(new.id.as_bytes()).map_err(|_| {
-            InputError::field(field, "its id must be 1 to 255 visible ASCII characters")
-        })?;
+        let Some(edited) = named else {
+            let message_key = IdempotencyKey::parse(new.id.as_bytes()).map_err(|_| {
+                InputError::field(field, "its id must be 1 to 255 visible ASCII characters")
+            })?;
+            return Ok(Self {
+                intent: Intent::Send(text),
+                conversation,
+                message_key: Some(message_key),
+                interrupt: body.interrupt,
+            });
+        };
+        // An edit: a new version each time, unless the client sends an Idempotency-Key.
         Ok(Self {
-            message,
-            conversation: Conversation::Chat(body.id),
-            message_key: Some(message_key),
+            intent: Intent::Edit {
+                message: edited,
+                text,
+            },
+            conversation,
+            message_key: None,
             interrupt: body.interrupt,
         })
     }
@@ -292,7 +403,7 @@ mod tests {
 
         let request = ChatRequest::parse(body).unwrap();
 
-        assert_eq!(request.message.as_str(), "add milk");
+        assert_eq!(request.text().unwrap().as_str(), "add milk");
         assert_eq!(
             request.conversation,
             Conversation::Chat("0b0c9a55-6f7e-4d0e-9a43-3f9a4c1d2e10".parse().unwrap())
@@ -336,13 +447,13 @@ mod tests {
         );
         assert_eq!(
             field_of(&format!(
-                r#"{{{chat}, "trigger": "regenerate-message", "messages": [{user}]}}"#
+                r#"{{{chat}, "trigger": "resume-stream", "messages": [{user}]}}"#
             )),
             "trigger"
         );
         assert_eq!(
             field_of(&format!(
-                r#"{{{chat}, "messageId": "u0", "messages": [{user}]}}"#
+                r#"{{{chat}, "messageId": "", "messages": [{user}]}}"#
             )),
             "messageId"
         );

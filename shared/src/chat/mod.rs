@@ -21,7 +21,8 @@ pub use admission::{Admission, admit};
 pub use error::{ChatError, StoredUserMessage};
 pub use finishing::{FinishReason, TurnReply, title_for};
 pub use input::{
-    ChatRequest, Conversation, IdempotencyKey, MAX_MESSAGE_CHARS, MAX_SDK_BODY_BYTES, MessageText,
+    ChatRequest, Conversation, IdempotencyKey, Intent, MAX_MESSAGE_CHARS, MAX_SDK_BODY_BYTES,
+    MessageRef, MessageText,
 };
 pub use relay::{Audience, RELAY_EVERY};
 pub use running::{HISTORY_LIMIT, run};

@@ -58,13 +58,18 @@ pub struct StoredMessage {
     pub stopped: bool,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
+    /// The ids of the versions of this message, oldest first, itself among them; empty when
+    /// it has no other version (or when not asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<Uuid>,
 }
 
-// Sequence numbers are gapless (1..=message_count), so "the latest n" is a bounded range of
-// the (conversation_id, seq) index: the cost depends on n, never on the conversation's length,
-// whatever the planner's statistics say about it.
+// The active path's sequence numbers are gapless (1..=message_count), so "the latest n" is a
+// bounded range of its (conversation_id, seq) index: the cost depends on n, never on the
+// conversation's length or its versions, whatever the planner's statistics say.
 
-/// The messages of `user`'s conversation numbered `seq_from..=seq_to`, oldest first.
+/// The messages of `user`'s conversation numbered `seq_from..=seq_to` on its active path,
+/// oldest first, each with its versions.
 pub async fn range(
     client: &Client,
     user: &UserId,
@@ -74,10 +79,25 @@ pub async fn range(
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = client
         .query(
-            "SELECT id, role, content, tool_calls, reasoning, finish_reason = 'abort' AS stopped,
-                    created_at FROM messages
-             WHERE conversation_id = $1 AND user_id = $2 AND seq BETWEEN $3 AND $4
-             ORDER BY seq",
+            "SELECT m.id, m.role, m.content, m.tool_calls, m.reasoning,
+                    m.finish_reason = 'abort' AS stopped, m.created_at,
+                    CASE WHEN v.count > 1 THEN v.ids ELSE '{}' END AS versions
+             FROM messages m
+             CROSS JOIN LATERAL (
+                 SELECT count(*) AS count, array_agg(id ORDER BY created_at, id) AS ids
+                 FROM (
+                     SELECT m.id, m.created_at
+                     UNION ALL
+                     SELECT h.id, h.created_at
+                     FROM message_branches b
+                     JOIN messages h ON h.branch_id = b.id AND h.seq = b.position
+                     WHERE b.conversation_id = m.conversation_id AND b.within IS NULL
+                       AND b.position = m.seq
+                 ) AS version
+             ) AS v
+             WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.branch_id IS NULL
+               AND m.seq BETWEEN $3 AND $4
+             ORDER BY m.seq",
             &[
                 (&conversation_id, Type::UUID),
                 (&user.as_str(), Type::TEXT),
@@ -89,8 +109,8 @@ pub async fn range(
     rows.iter().map(from_row).collect()
 }
 
-/// Up to `limit` messages of `user`'s conversation stored just before message `before`,
-/// oldest first.
+/// Up to `limit` messages of `user`'s conversation just before message `before` on its
+/// active path, oldest first (without their versions: this is the model's history).
 pub async fn preceding(
     client: &Client,
     user: &UserId,
@@ -105,8 +125,8 @@ pub async fn preceding(
                  WHERE id = $3 AND conversation_id = $1 AND user_id = $2
              )
              SELECT id, role, content, tool_calls, reasoning, finish_reason = 'abort' AS stopped,
-                    created_at FROM messages
-             WHERE conversation_id = $1 AND user_id = $2
+                    created_at, '{}'::uuid[] AS versions FROM messages
+             WHERE conversation_id = $1 AND user_id = $2 AND branch_id IS NULL
                AND seq >= (SELECT seq FROM anchor) - $4 AND seq < (SELECT seq FROM anchor)
              ORDER BY seq",
             &[
@@ -131,5 +151,6 @@ fn from_row(row: &tokio_postgres::Row) -> Result<StoredMessage, DbError> {
         reasoning: row.get("reasoning"),
         stopped: row.get("stopped"),
         created_at: row.get("created_at"),
+        versions: row.get("versions"),
     })
 }

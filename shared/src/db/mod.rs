@@ -11,6 +11,7 @@ pub mod retention;
 pub mod streams;
 pub mod tasks;
 pub mod turns;
+pub mod versions;
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},

@@ -3,6 +3,8 @@
 //!
 //! - [`begin_new`] / [`begin_existing`]: count the turn against the user's rate limit, take
 //!   the conversation's turn lease, store the user message (and the idempotency record);
+//! - [`begin_revision`]: the same for a regenerate or an edit, which first moves the part of
+//!   the conversation it replaces into a branch (another version, see [`super::versions`]);
 //! - [`resume`]: take the lease again for a keyed turn whose earlier attempt failed;
 //! - [`finish`]: store the assistant message and release the lease;
 //! - [`fail`]: release the lease and mark the keyed turn failed;
@@ -18,7 +20,7 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::{Client, DbError};
+use super::{Client, DbError, versions::ARCHIVE_FROM_CLAIMED};
 use crate::auth::UserId;
 
 /// Limits a turn is started under.
@@ -64,6 +66,11 @@ pub enum Refusal {
     Busy,
     /// The conversation has no room for another turn.
     Full,
+    /// The message a regenerate or edit names is not one of the conversation's shown
+    /// messages (or their versions).
+    MessageNotFound,
+    /// An edit names a message that is not the user's.
+    NotEditable,
 }
 
 /// What a statement that starts a turn answers: the turn holds the lease and its user
@@ -81,6 +88,8 @@ impl Refusal {
             Some("not_found") => Refusal::NotFound,
             Some("busy") => Refusal::Busy,
             Some("full") => Refusal::Full,
+            Some("message_not_found") => Refusal::MessageNotFound,
+            Some("not_editable") => Refusal::NotEditable,
             Some(other) => {
                 return Err(DbError::Invariant(format!("unknown turn refusal {other}")));
             }
@@ -109,7 +118,7 @@ fn rate_cte(source: &str) -> String {
 /// Whether a conversation's turn lease is free: never taken, released, or lapsed. The one
 /// statement of it; in an `UPDATE conversations ... FROM rate` its columns are the
 /// conversation's (`rate` has only `count`).
-const LEASE_FREE: &str = "(turn_lease_until IS NULL OR turn_lease_until < now())";
+pub(super) const LEASE_FREE: &str = "(turn_lease_until IS NULL OR turn_lease_until < now())";
 
 const RETRY_AFTER: &str =
     "ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8";
@@ -230,6 +239,167 @@ pub async fn begin_existing(
         )
         .await?;
     Refusal::of(single(&rows)?)
+}
+
+/// What a regenerate or an edit replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct Revision<'a> {
+    /// An edit (a new version of a user message, `turn`'s content) or a regenerate (a new
+    /// answer to a user message already stored).
+    pub edit: bool,
+    /// The message named, by our id or by the idempotency key it was sent with (an AI SDK
+    /// client knows its messages by the ids it gave them); `None`: the last answer.
+    pub named: Option<(Option<Uuid>, &'a str)>,
+    /// Id for the branch that keeps what is replaced.
+    pub branch_id: Uuid,
+}
+
+/// A revision that started: the user message its turn answers.
+#[derive(Debug, Clone)]
+pub struct Revised {
+    /// The answered user message's id (the edited version's, for an edit).
+    pub user_message_id: Uuid,
+    /// Its text.
+    pub user_message: String,
+}
+
+/// Starts a regenerate or an edit in `user`'s conversation `conversation_id`: the message it
+/// replaces and everything after it move into a branch, the edit's new user message takes its
+/// place, and the turn holds the lease, all in one statement.
+pub async fn begin_revision(
+    client: &Client,
+    turn: NewTurn<'_>,
+    conversation_id: Uuid,
+    revision: Revision<'_>,
+) -> Result<Result<Revised, Refusal>, DbError> {
+    let (key, hash) = turn.idempotency.unzip();
+    let (named_id, named_key) = revision.named.unzip();
+    let named_id = named_id.flatten();
+    let rows = client
+        .query_named(
+            &format!(
+                "WITH existing AS (
+                     -- As this statement sees it: a writer that commits meanwhile changes the
+                     -- row's xmin, and the claim then refuses (busy) rather than move messages
+                     -- this statement cannot see.
+                     SELECT xmin AS seen, {LEASE_FREE} AS free
+                     FROM conversations WHERE id = :conversation_id AND user_id = :user
+                 ),
+                 named AS (
+                     -- A shown message, or the first message of another version of one.
+                     SELECT m.seq, m.role FROM messages m
+                     LEFT JOIN message_branches b ON b.id = m.branch_id
+                     WHERE m.conversation_id = :conversation_id AND m.user_id = :user
+                       AND (m.id = :named_id OR m.id = (
+                           SELECT user_message_id FROM turns
+                           WHERE user_id = :user AND idempotency_key = :named_key
+                             AND conversation_id = :conversation_id))
+                       AND (m.branch_id IS NULL OR (b.within IS NULL AND b.position = m.seq))
+                     ORDER BY m.id = :named_id DESC NULLS LAST
+                     LIMIT 1
+                 ),
+                 -- Where the new version starts: at the edited user message, or after the
+                 -- user message answered again.
+                 start AS (
+                     SELECT CASE WHEN :edit OR role = 'assistant' THEN seq ELSE seq + 1 END
+                                AS position
+                     FROM named WHERE role = 'user' OR NOT :edit
+                     UNION ALL
+                     SELECT max(seq) + 1 FROM messages
+                     WHERE conversation_id = :conversation_id AND user_id = :user
+                       AND branch_id IS NULL AND role = 'user' AND :named_key::text IS NULL
+                     HAVING max(seq) IS NOT NULL
+                 ),
+                 answered AS (
+                     SELECT m.id, m.content FROM messages m, start
+                     WHERE m.conversation_id = :conversation_id AND m.branch_id IS NULL
+                       AND m.seq = start.position - 1 AND m.role = 'user' AND NOT :edit
+                 ),
+                 room AS (
+                     SELECT position - 1 + CASE WHEN :edit THEN 2 ELSE 1 END <= :max_messages
+                                AS room
+                     FROM start
+                 ),
+                 eligible AS (
+                     SELECT 1 FROM existing, room
+                     WHERE existing.free AND room.room
+                       AND (:edit OR EXISTS (SELECT 1 FROM answered))
+                 ),
+                 {},
+                 claimed AS (
+                     UPDATE conversations c
+                     SET message_count = start.position - CASE WHEN :edit THEN 0 ELSE 1 END,
+                         updated_at = now(),
+                         turn_lease_id = :turn_id, turn_lease_until = now() + make_interval(secs => :lease_secs),
+                         turn_stop_id = NULL
+                     FROM rate, existing, start
+                     WHERE c.id = :conversation_id AND c.user_id = :user
+                       AND {LEASE_FREE} AND c.xmin = existing.seen
+                     RETURNING start.position
+                 ),
+                 {},
+                 message AS (
+                     INSERT INTO messages (id, conversation_id, user_id, seq, role, content)
+                     SELECT :message_id, :conversation_id, :user, position, 'user', :content
+                     FROM claimed WHERE :edit
+                     RETURNING id, content
+                 ),
+                 asked AS (
+                     SELECT id, content FROM message
+                     UNION ALL
+                     SELECT id, content FROM answered WHERE EXISTS (SELECT 1 FROM claimed)
+                 ),
+                 turn AS (
+                     INSERT INTO turns (id, user_id, idempotency_key, request_hash,
+                                        conversation_id, user_message_id, status)
+                     SELECT :turn_id, :user, :key, :hash, :conversation_id, id, 'running' FROM asked
+                     WHERE :key::text IS NOT NULL
+                 )
+                 SELECT CASE
+                            WHEN EXISTS (SELECT 1 FROM claimed) THEN NULL
+                            WHEN NOT EXISTS (SELECT 1 FROM existing) THEN 'not_found'
+                            WHEN :edit AND EXISTS (SELECT 1 FROM named WHERE role <> 'user')
+                                THEN 'not_editable'
+                            WHEN NOT EXISTS (SELECT 1 FROM start)
+                                 OR NOT (:edit OR EXISTS (SELECT 1 FROM answered))
+                                THEN 'message_not_found'
+                            WHEN NOT (SELECT room FROM room) THEN 'full'
+                            WHEN NOT EXISTS (SELECT 1 FROM rate) AND EXISTS (SELECT 1 FROM eligible)
+                                THEN 'rate_limited'
+                            ELSE 'busy'
+                        END AS refusal,
+                        {RETRY_AFTER} AS retry_after,
+                        (SELECT id FROM asked) AS user_message_id,
+                        (SELECT content FROM asked) AS user_message",
+                rate_cte("FROM eligible"),
+                ARCHIVE_FROM_CLAIMED
+            ),
+            &[
+                ("user", &turn.user.as_str(), Type::TEXT),
+                ("per_minute", &turn.limits.per_minute, Type::INT4),
+                ("conversation_id", &conversation_id, Type::UUID),
+                ("turn_id", &turn.id, Type::UUID),
+                ("lease_secs", &turn.limits.lease.as_secs_f64(), Type::FLOAT8),
+                ("max_messages", &turn.limits.max_messages, Type::INT4),
+                ("message_id", &turn.message_id, Type::UUID),
+                ("content", &turn.content, Type::TEXT),
+                ("key", &key, Type::TEXT),
+                ("hash", &hash, Type::TEXT),
+                ("edit", &revision.edit, Type::BOOL),
+                ("named_id", &named_id, Type::UUID),
+                ("named_key", &named_key, Type::TEXT),
+                ("branch_id", &revision.branch_id, Type::UUID),
+            ],
+        )
+        .await?;
+    let row = single(&rows)?;
+    Ok(match Refusal::of(row)? {
+        Err(refusal) => Err(refusal),
+        Ok(()) => Ok(Revised {
+            user_message_id: row.get("user_message_id"),
+            user_message: row.get("user_message"),
+        }),
+    })
 }
 
 /// Takes the lease again for the keyed turn `turn_id`, whose user message is already stored.

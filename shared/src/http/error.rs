@@ -36,6 +36,10 @@ pub enum ApiError {
     },
     /// The conversation is missing or belongs to someone else (deliberately indistinguishable).
     ConversationNotFound,
+    /// The message (or message version) named is not one of the conversation's.
+    MessageNotFound,
+    /// An edit names a message that is not the user's.
+    MessageNotEditable,
     /// The task is missing or belongs to someone else (deliberately indistinguishable).
     TaskNotFound,
     /// `If-Match` names a version of the task other than the current one.
@@ -157,6 +161,16 @@ impl ApiError {
                 S::NOT_FOUND,
                 "conversation_not_found",
                 "Conversation not found.".into(),
+            ),
+            ApiError::MessageNotFound => (
+                S::NOT_FOUND,
+                "message_not_found",
+                "No message or message version of this conversation has that id.".into(),
+            ),
+            ApiError::MessageNotEditable => (
+                S::UNPROCESSABLE_ENTITY,
+                "message_not_editable",
+                "Only a user message can be edited; regenerate an answer instead.".into(),
             ),
             ApiError::TaskNotFound => (S::NOT_FOUND, "task_not_found", "Task not found.".into()),
             ApiError::PreconditionFailed => (

@@ -205,7 +205,7 @@ async fn a_long_history_may_exceed_our_body_limit_but_our_own_shape_may_not() {
 }
 
 #[tokio::test]
-async fn regenerate_and_edit_are_refused_clearly_for_now() {
+async fn regenerate_and_edit_of_a_chat_that_does_not_exist_are_not_found_and_create_nothing() {
     let (app, _llm) = app_over(vec![], &[]).await;
     let chat = Uuid::new_v4().to_string();
     let mut regenerate = sdk_body(&chat, vec![], "m1", "hi");
@@ -213,10 +213,10 @@ async fn regenerate_and_edit_are_refused_clearly_for_now() {
     let mut edit = sdk_body(&chat, vec![], "m1", "hi");
     edit["messageId"] = json!("m0");
 
-    for (body, field) in [(regenerate, "trigger"), (edit, "messageId")] {
+    for body in [regenerate, edit] {
         let refused = app.sdk_chat("alice", body).await;
-        assert_eq!(refused.status, 422, "{}", refused.raw);
-        assert_eq!(refused.json()["field"], field);
+        assert_eq!(refused.status, 404, "{}", refused.raw);
+        assert_eq!(refused.json()["error"], "conversation_not_found");
     }
     assert_eq!(app.count("conversations").await, 0);
 }

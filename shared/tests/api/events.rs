@@ -127,9 +127,18 @@ async fn chat_control_sample_events_are_answered_by_their_handlers() {
     .await;
     let instance = std::sync::Arc::new(app.built_for(api::chat_controls::USES));
     let follow = api::chat_controls::follow(instance, sample(&app, "chat-stream")).await;
+    let show = invoke(
+        &app,
+        "show-version",
+        api::conversations::USES,
+        api::conversations::show_version,
+    )
+    .await;
 
     assert_eq!(stop.status, 204, "nothing runs there: {}", stop.body);
     assert_eq!(follow.status(), 204, "nothing runs there");
+    assert_eq!(show.status, 404, "the sample's message has no versions");
+    assert_eq!(show.body["error"], "message_not_found");
 }
 
 #[tokio::test]

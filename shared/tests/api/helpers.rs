@@ -413,13 +413,14 @@ impl TestApp {
         connect(&self.database_url).await
     }
 
-    /// `(role, content, seq)` of every message in `conversation_id`, in order.
+    /// `(role, content, seq)` of every message on `conversation_id`'s active path, in order.
     pub async fn messages(&self, conversation_id: &str) -> Vec<(String, String, i32)> {
         let id = Uuid::parse_str(conversation_id).unwrap();
         self.db()
             .await
             .query(
-                "SELECT role, content, seq FROM messages WHERE conversation_id = $1 ORDER BY seq",
+                "SELECT role, content, seq FROM messages
+                 WHERE conversation_id = $1 AND branch_id IS NULL ORDER BY seq",
                 &[&id],
             )
             .await

@@ -21,3 +21,4 @@ mod runtime_api;
 mod security;
 mod streaming;
 mod tasks;
+mod versions;
