@@ -572,3 +572,21 @@ async fn the_ai_sdks_regenerate_and_edit_make_versions_by_the_clients_own_messag
     assert_eq!(contents(&back.body), ["one", "A1 again"]);
     assert_eq!(versions(&back.body, 1).len(), 2);
 }
+
+#[tokio::test]
+async fn deleting_a_conversation_deletes_every_version_of_it() {
+    let app = TestApp::spawn().await;
+    let (conversation, first, _) = two_turns(&app).await;
+    app.llm_script(vec![completion("B1"), completion("B1 again")])
+        .await;
+    app.turn(json!({"conversation_id": conversation, "message": "uno",
+                    "edit_message_id": first["user_message_id"]}))
+        .await;
+    app.turn(regenerate(&conversation)).await;
+
+    let deleted = app.delete_conversation("alice", &conversation).await;
+
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert_eq!(app.count("messages").await, 0);
+    assert_eq!(app.count("message_branches").await, 0);
+}
