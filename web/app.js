@@ -98,9 +98,10 @@ export function describeToolCall(call) {
   }
 }
 
-function renderMessage({ role, content, tool_calls = [], reasoning = "", failed = false, finish_reason }) {
+function renderMessage({ id, role, content, tool_calls = [], reasoning = "", failed = false, finish_reason, versions = [] }) {
   const item = document.createElement("li");
   item.className = `message ${role}${failed ? " failed" : ""}`;
+  if (id) item.dataset.id = id;
   const label = document.createElement("span");
   label.className = "role";
   label.textContent = role === "user" ? "You" : "Assistant";
@@ -123,9 +124,34 @@ function renderMessage({ role, content, tool_calls = [], reasoning = "", failed 
     item.append(tools);
   }
   if (finish_reason === "abort") markStopped(item);
+  if (id && versions.length > 1) item.append(versionSwitcher(id, versions, role));
   $("messages").append(item);
   item.scrollIntoView({ block: "end" });
   return item;
+}
+
+/** ‹ 2/3 ›: the versions of a message (left by a regenerate or an edit); each arrow shows
+ *  the neighbouring version with the rest of its path. */
+function versionSwitcher(id, versions, role) {
+  const at = versions.indexOf(id);
+  const nav = document.createElement("nav");
+  nav.className = "versions";
+  const which = role === "user" ? "message" : "answer";
+  nav.setAttribute("aria-label", `Versions of this ${which}`);
+  const step = (delta, label, text) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = text;
+    button.setAttribute("aria-label", label);
+    button.disabled = !versions[at + delta] || state.streaming;
+    button.addEventListener("click", () => run(() => showVersion(versions[at + delta])));
+    return button;
+  };
+  const count = document.createElement("span");
+  count.textContent = `${at + 1}/${versions.length}`;
+  nav.append(step(-1, `Previous ${which} version`, "‹"), count, step(1, `Next ${which} version`, "›"));
+  return nav;
 }
 
 /** Marks an answer the user stopped: what it shows is what was written until then. */
@@ -156,6 +182,8 @@ function setStatus(text, isError = false) {
 
 function setBusy(busy) {
   state.streaming = busy;
+  document.querySelectorAll("#messages .revise, #messages .versions button")
+    .forEach((button) => { button.disabled = busy; });
   $("stop").hidden = !busy;
   $("send").disabled = busy;
   $("message").readOnly = busy;
@@ -199,15 +227,45 @@ async function loadConversations() {
 
 async function openConversation(id) {
   const detail = await api("GET", userPath(`/conversations/${id}?limit=200&include=reasoning`));
-  setOpenConversation(id);
+  showConversation(detail);
+  await loadConversations();
+  $("message").focus();
+}
+
+/** Shows another version of a message, with the rest of its path. */
+async function showVersion(messageId) {
+  const id = state.conversationId;
+  const path = `/conversations/${id}/messages/${messageId}/show?limit=200&include=reasoning`;
+  showConversation(await api("POST", userPath(path)));
+}
+
+function showConversation(detail) {
+  setOpenConversation(detail.id);
   state.pending = null;
   $("retry").hidden = true;
   $("chat-title").textContent = detail.title;
   $("messages").replaceChildren();
   detail.messages.forEach(renderMessage);
+  addRevisionControls();
   setStatus(detail.has_more ? "Showing the latest 200 messages." : "");
-  await loadConversations();
-  $("message").focus();
+}
+
+/** Regenerate on the last answer and Edit on the last user message. */
+function addRevisionControls() {
+  document.querySelectorAll("#messages .revise").forEach((button) => button.remove());
+  const last = (role) => [...document.querySelectorAll(`#messages .message.${role}`)].pop();
+  const answer = last("assistant");
+  const question = last("user");
+  const control = (label, action) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary revise";
+    button.textContent = label;
+    button.addEventListener("click", () => !state.streaming && run(action));
+    return button;
+  };
+  if (answer?.dataset.id) answer.append(control("Regenerate", () => regenerate(answer)));
+  if (question?.dataset.id) question.append(control("Edit", () => startEdit(question)));
 }
 
 async function deleteConversation(id, title) {
@@ -299,13 +357,18 @@ async function sendTurn(turn) {
       bubble.show(event);
     });
     turn.bubble.classList.remove("failed");
+    turn.bubble.dataset.id = reply.user_message_id;
+    bubble?.setId(reply.assistant_message_id);
     state.pending = null;
     if (reply.stopped) bubble?.stopped();
     setStatus(reply.stopped ? "Stopped. What was written is kept." : "");
-    $("message").value = "";
+    if (!turn.revision) $("message").value = "";
     // The reply is complete: the composer is free at once, while the lists refresh (on a
     // cold function that can take a while).
     setBusy(false);
+    addRevisionControls();
+    // A revision left versions: the stored conversation shows them.
+    if (turn.revision) await openConversation(state.conversationId);
     await loadConversations();
     if (reply.tool_calls.some((c) => TASK_CHANGING_TOOLS.has(c.name) && c.result?.success)) {
       await loadTasks();
@@ -331,7 +394,7 @@ async function sendTurn(turn) {
  *  user stopped, `abort`) arrives. */
 async function streamTurn(turn, onEvent) {
   const response = await send("POST", userPath("/chat"), {
-    body: { message: turn.message, conversation_id: turn.conversationId },
+    body: turn.body ?? { message: turn.message, conversation_id: turn.conversationId },
     headers: { Accept: "text/event-stream", "Idempotency-Key": turn.key },
   });
   if (!response.ok || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
@@ -431,6 +494,9 @@ function assistantBubble() {
     fail() {
       item.classList.add("failed");
     },
+    setId(id) {
+      if (id) item.dataset.id = id;
+    },
     stopped() {
       markStopped(item);
     },
@@ -487,6 +553,63 @@ function handleError(error, { canRetry = false } = {}) {
   }
   setStatus(text, true);
   $("retry").hidden = !(canRetry && state.pending);
+}
+
+/** Answers the last question again; the answer shown now is kept as another version. */
+async function regenerate(answer) {
+  const question = answer.previousElementSibling;
+  answer.remove();
+  await sendTurn({
+    body: { conversation_id: state.conversationId, regenerate: true },
+    key: crypto.randomUUID(),
+    bubble: question,
+    revision: true,
+  });
+}
+
+/** Edits a user message in place; saving runs the turn from there, keeping the old path as
+ *  another version. */
+function startEdit(item) {
+  const content = item.querySelector(".content");
+  const form = document.createElement("form");
+  form.className = "edit";
+  const text = document.createElement("textarea");
+  text.value = content.textContent;
+  text.setAttribute("aria-label", "Edit message");
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = "Save";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "secondary";
+  cancel.textContent = "Cancel";
+  cancel.addEventListener("click", () => { form.remove(); content.hidden = false; });
+  form.append(text, save, cancel);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const message = text.value.trim();
+    if (!message || state.streaming) return;
+    run(() => saveEdit(item, message));
+  });
+  content.hidden = true;
+  item.querySelectorAll(".revise").forEach((button) => button.remove());
+  content.after(form);
+  text.focus();
+}
+
+async function saveEdit(item, message) {
+  while (item.nextElementSibling) item.nextElementSibling.remove();
+  item.querySelector("form.edit")?.remove();
+  item.querySelector(".versions")?.remove();
+  const content = item.querySelector(".content");
+  content.textContent = message;
+  content.hidden = false;
+  await sendTurn({
+    body: { conversation_id: state.conversationId, message, edit_message_id: item.dataset.id },
+    key: crypto.randomUUID(),
+    bubble: item,
+    revision: true,
+  });
 }
 
 async function onSubmit(event) {

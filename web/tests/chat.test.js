@@ -262,3 +262,49 @@ test("a reload while the reply is written reopens the conversation and follows t
     await browser.close();
   }
 });
+
+test("Regenerate keeps the old answer as a version, Edit runs from the edited message, and ‹ › switches between versions, also after a reload", async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, PAGE_URL);
+    await say(page, "What can you do?");
+    const answer = () => page.locator(".message.assistant").last();
+    const question = () => page.locator(".message.user").last();
+
+    // Regenerate: a new answer, the old one kept as version 1 of 2.
+    await answer().getByRole("button", { name: "Regenerate" }).click();
+    await page.locator('#chat[aria-busy="false"]').waitFor();
+    await answer().getByRole("navigation", { name: "Versions of this answer" }).getByText("2/2").waitFor();
+    await shot(page, "15-regenerated");
+    await answer().getByRole("button", { name: "Previous answer version" }).click();
+    await answer().getByText("1/2").waitFor();
+    assert.equal(await page.locator(".message").count(), 2, "one question, one answer shown");
+
+    // Edit the question: the turn runs from there; the old question and its answers are
+    // version 1 of the question.
+    await question().getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Edit message").fill("Add a task to water the plants");
+    await shot(page, "16-editing");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator('#chat[aria-busy="false"]').waitFor();
+    await page.getByText(/Added task #\d+: water the plants/).waitFor();
+    await question().getByRole("navigation", { name: "Versions of this message" }).getByText("2/2").waitFor();
+    assert.equal(await question().locator(".content").textContent(), "Add a task to water the plants");
+    await shot(page, "17-edited");
+
+    // Back to the first question: its own answers (and their versions) come back with it.
+    await question().getByRole("button", { name: "Previous message version" }).click();
+    await question().getByText("1/2").waitFor();
+    assert.equal(await question().locator(".content").textContent(), "What can you do?");
+    await answer().getByText("1/2").waitFor();
+    await shot(page, "18-earlier-version");
+
+    // The version shown is the stored one: a reload shows it again.
+    await page.reload();
+    await question().getByText("1/2").waitFor();
+    assert.equal(await question().locator(".content").textContent(), "What can you do?");
+  } finally {
+    await browser.close();
+  }
+});

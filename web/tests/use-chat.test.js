@@ -172,3 +172,45 @@ test('stop ends the turn on the server: onFinish sees isAbort and a reload shows
   assert.ok(kept.length > 0 && kept.startsWith(seen), `${seen} / ${kept}`);
   assert.ok(!kept.includes('restart `make dev`'), 'the help text was cut short');
 });
+
+test('regenerate and edit through the chat machinery keep the old versions, and what it assembles is what is stored', async () => {
+  const id = randomUUID();
+  const chat = new Chat({ id, transport: transportTo(api) });
+  await chat.sendMessage({ text: 'hello there' });
+  const firstAnswer = chat.lastMessage.id;
+
+  // regenerate() with no argument: the last answer again.
+  await chat.regenerate();
+  const secondAnswer = chat.lastMessage.id;
+  // sendMessage({ text, messageId }): the question edited, by the id the client gave it.
+  await chat.sendMessage({ text: 'Add a task to buy flour', messageId: chat.messages[0].id });
+
+  assert.equal(chat.error, undefined);
+  assert.notEqual(secondAnswer, firstAnswer);
+  const live = chat.messages;
+  assert.deepEqual(live.map((m) => m.role), ['user', 'assistant']);
+  assert.deepEqual(textOf(live[0]), ['Add a task to buy flour']);
+  const added = toolsOf(live[1]).find((t) => t.type === 'tool-add_task');
+  assert.equal(added.output.task.title, 'buy flour');
+  const stored = await storedUiMessages(api, id);
+  assert.equal(stored.length, live.length);
+  for (const [i, message] of live.entries()) {
+    assert.equal(stored[i].role, message.role);
+    assert.deepEqual(textOf(stored[i]), [textOf(message).join('')]);
+    assert.deepEqual(toolsOf(stored[i]), toolsOf(message));
+  }
+  assert.equal(stored[1].id, live[1].id, 'the streamed answer is the stored one');
+  assert.equal(stored[0].metadata.versions.length, 2, 'hello there, and its edit');
+
+  // The first question comes back with its own answers: the regenerated one shown, the
+  // first one kept as its other version.
+  const shown = await fetch(
+    `${api}/api/${user}/conversations/${id}/messages/${stored[0].metadata.versions[0]}/show?format=ui`,
+    { method: 'POST', headers: authorization },
+  );
+  assert.equal(shown.status, 200);
+  const earlier = await validateUIMessages({ messages: (await shown.json()).messages });
+  assert.deepEqual(textOf(earlier[0]), ['hello there']);
+  assert.equal(earlier[1].id, secondAnswer);
+  assert.deepEqual(earlier[1].metadata.versions, [firstAnswer, secondAnswer]);
+});
