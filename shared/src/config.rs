@@ -34,6 +34,8 @@ pub struct Config {
     pub turn_deadline: Duration,
     /// Most model calls the agent makes in one turn.
     pub agent_max_rounds: u32,
+    /// Tools whose calls wait for the user's approval before they run (`TOOL_APPROVAL`).
+    pub tool_approval: Vec<String>,
     /// Chat turns one user may start per minute, across all instances.
     pub rate_limit_per_minute: i32,
     /// Most messages one conversation may hold.
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Config {
             .field("llm", &self.llm)
             .field("turn_deadline", &self.turn_deadline)
             .field("agent_max_rounds", &self.agent_max_rounds)
+            .field("tool_approval", &self.tool_approval)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field(
                 "max_messages_per_conversation",
@@ -158,6 +161,7 @@ impl Config {
             llm,
             turn_deadline: Duration::from_millis(number("TURN_DEADLINE_MS", 25_000)?),
             agent_max_rounds: number("AGENT_MAX_ROUNDS", 5)?.clamp(1, 20) as u32,
+            tool_approval: tool_approval(get("TOOL_APPROVAL"))?,
             rate_limit_per_minute: number("RATE_LIMIT_PER_MINUTE", 20)?.min(i32::MAX as u64) as i32,
             max_messages_per_conversation: number("MAX_MESSAGES_PER_CONVERSATION", 1000)?
                 .clamp(2, i32::MAX as u64) as i32,
@@ -172,6 +176,35 @@ impl Config {
             cors: Cors::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()),
         })
     }
+}
+
+/// The agent's tools, as the model knows them (`agent/tool_schemas.json`).
+const TOOL_NAMES: [&str; 5] = [
+    "add_task",
+    "list_tasks",
+    "complete_task",
+    "delete_task",
+    "update_task",
+];
+
+/// `TOOL_APPROVAL`: tool names, comma separated; `none` for no approval; `delete_task` when
+/// unset, since a delete cannot be undone.
+fn tool_approval(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let raw = raw.unwrap_or_else(|| "delete_task".into());
+    if raw.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    raw.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| match TOOL_NAMES.contains(&name) {
+            true => Ok(name.to_owned()),
+            false => Err(ConfigError(format!(
+                "TOOL_APPROVAL names an unknown tool {name:?} (tools: {}; or none)",
+                TOOL_NAMES.join(", ")
+            ))),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -204,6 +237,27 @@ mod tests {
         let llm = config(&pairs).unwrap().llm.unwrap();
         assert_eq!(llm.base_url, DEFAULT_LLM_BASE_URL);
         assert_eq!(llm.model, DEFAULT_LLM_MODEL);
+    }
+
+    #[test]
+    fn tool_approval_defaults_to_delete_and_can_be_turned_off_or_widened() {
+        assert_eq!(config(&BASE).unwrap().tool_approval, ["delete_task"]);
+        let with = |value| {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("TOOL_APPROVAL", value));
+            config(&pairs)
+        };
+        assert!(with("none").unwrap().tool_approval.is_empty());
+        assert_eq!(
+            with("delete_task, update_task").unwrap().tool_approval,
+            ["delete_task", "update_task"]
+        );
+        assert!(
+            with("drop_table")
+                .unwrap_err()
+                .to_string()
+                .contains("drop_table")
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
 use crate::{
-    agent::{Event, Observer, ToolCallRecord},
+    agent::{Event, Observer, ToolCallRecord, approval::Approval},
     chat::{Audience, FinishReason, TurnIds, TurnReply},
     db::{
         messages::{Role, StoredMessage},
@@ -121,6 +121,15 @@ impl Encoder {
                 chunks.push(json!({"type": "tool-output-available", "toolCallId": id,
                     "output": result}));
             }
+            Event::ApprovalRequested { id, approval_id } => {
+                chunks.push(
+                    json!({"type": "tool-approval-request", "approvalId": approval_id,
+                    "toolCallId": id}),
+                );
+            }
+            Event::ToolDenied { id } => {
+                chunks.push(json!({"type": "tool-output-denied", "toolCallId": id}));
+            }
             Event::StepEnd => {
                 self.close_text(&mut chunks);
                 chunks.push(json!({"type": "finish-step"}));
@@ -140,7 +149,16 @@ impl Encoder {
         }
         let mut metadata = metadata(&self.ids);
         metadata["created_at"] = json!(reply.created_at);
-        chunks.push(json!({"type": "finish", "finishReason": "stop", "messageMetadata": metadata}));
+        // A turn that waits for approvals ends as the protocol ends one for tool calls.
+        let finish_reason = match reply.finish_reason {
+            FinishReason::ApprovalRequired => {
+                metadata["finish_reason"] = json!(reply.finish_reason);
+                "tool-calls"
+            }
+            _ => "stop",
+        };
+        chunks.push(json!({"type": "finish", "finishReason": finish_reason,
+            "messageMetadata": metadata}));
         done(sse(&chunks))
     }
 
@@ -212,9 +230,24 @@ fn replayed(reply: &TurnReply) -> Vec<Event> {
             name: call.name.clone(),
             arguments: call.arguments.clone(),
         });
-        events.push(Event::ToolOutput {
-            id: call.id.clone(),
-            result: call.result.clone(),
+        let id = call.id.clone();
+        events.push(match &call.approval {
+            Some(Approval {
+                id: approval_id,
+                approved: None,
+                ..
+            }) => Event::ApprovalRequested {
+                id,
+                approval_id: *approval_id,
+            },
+            Some(Approval {
+                approved: Some(false),
+                ..
+            }) => Event::ToolDenied { id },
+            _ => Event::ToolOutput {
+                id,
+                result: call.result.clone(),
+            },
         });
     }
     events.push(Event::TextDelta(reply.response.clone()));
@@ -351,15 +384,7 @@ pub fn ui_messages(
                 }
                 let calls: Vec<ToolCallRecord> =
                     serde_json::from_value(message.tool_calls.clone()).unwrap_or_default();
-                parts.extend(calls.into_iter().map(|call| {
-                    json!({
-                        "type": format!("tool-{}", call.name),
-                        "toolCallId": call.id,
-                        "state": "output-available",
-                        "input": call.arguments,
-                        "output": call.result,
-                    })
-                }));
+                parts.extend(calls.into_iter().map(tool_part));
                 if !message.content.is_empty() {
                     parts.push(json!({"type": "text", "text": message.content, "state": "done"}));
                 }
@@ -371,14 +396,40 @@ pub fn ui_messages(
                 if let Some(id) = user_message_id {
                     metadata["user_message_id"] = json!(id);
                 }
-                if message.stopped {
-                    metadata["finish_reason"] = json!(FinishReason::Abort);
+                if message.finish_reason != FinishReason::Stop {
+                    metadata["finish_reason"] = json!(message.finish_reason);
                 }
                 let metadata = with_versions(metadata, message);
                 json!({"id": message.id, "role": "assistant", "parts": parts, "metadata": metadata})
             }
         })
         .collect()
+}
+
+/// A stored tool call as the AI SDK's tool part: its output, or where it stands with the
+/// user (`approval-requested`, `output-denied`).
+fn tool_part(call: ToolCallRecord) -> Value {
+    let mut part = json!({
+        "type": format!("tool-{}", call.name),
+        "toolCallId": call.id,
+        "input": call.arguments,
+    });
+    let state = match &call.approval {
+        Some(Approval { approved: None, .. }) => "approval-requested",
+        Some(Approval {
+            approved: Some(false),
+            ..
+        }) => "output-denied",
+        _ => {
+            part["output"] = call.result;
+            "output-available"
+        }
+    };
+    part["state"] = json!(state);
+    if let Some(approval) = call.approval {
+        part["approval"] = json!(approval);
+    }
+    part
 }
 
 fn sse(chunks: &[Value]) -> Bytes {

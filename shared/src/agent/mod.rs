@@ -1,5 +1,6 @@
 //! The todo agent: asks the model, runs the tools it calls, and repeats until it answers.
 
+pub mod approval;
 pub mod prompt;
 pub mod tools;
 
@@ -23,6 +24,7 @@ use crate::{
         ToolCall, ToolSpec, Usage,
     },
 };
+use approval::{Approval, Decided, Paused, PendingCall};
 use tools::TaskTools;
 
 /// One tool call made during a turn, as stored and as answered to the client.
@@ -34,8 +36,11 @@ pub struct ToolCallRecord {
     pub name: String,
     /// The arguments, parsed; the raw text when they were not valid JSON.
     pub arguments: Value,
-    /// What the tool answered.
+    /// What the tool answered (`null` while the call waits for approval).
     pub result: Value,
+    /// The user's approval, for a call of a tool that needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// The outcome of a turn.
@@ -53,6 +58,8 @@ pub struct AgentReply {
     pub llm_latency: Duration,
     /// Whether the user stopped the turn: `text` is what the model had written by then.
     pub stopped: bool,
+    /// Set when the turn paused for the user's approval of some calls.
+    pub paused: Option<Paused>,
 }
 
 /// Why the agent produced no reply at all.
@@ -92,6 +99,18 @@ pub enum Event {
         /// The tool's result.
         result: Value,
     },
+    /// A call held until the user approves it.
+    ApprovalRequested {
+        /// The call.
+        id: String,
+        /// The approval the user's answer names.
+        approval_id: Uuid,
+    },
+    /// A call the user denied: it did not run.
+    ToolDenied {
+        /// The call.
+        id: String,
+    },
     /// The step is over.
     StepEnd,
 }
@@ -126,6 +145,8 @@ pub struct Limits {
     /// Becomes true when the user stops the turn: the model's answer is abandoned, no
     /// further tool call starts, and the reply is what was written until then.
     pub stop: watch::Receiver<bool>,
+    /// Tools whose calls wait for the user's approval.
+    pub needs_approval: Vec<String>,
 }
 
 impl Limits {
@@ -150,22 +171,41 @@ pub struct Journal {
     pub turn_id: Option<Uuid>,
     /// What an earlier attempt of the turn recorded, in order.
     pub recorded: Vec<RecordedStep>,
+    /// A continuation's answered calls: run (approved) or refused (denied) before the
+    /// model is asked again, journaled as round 0, so the model's rounds count from 1.
+    pub decided: Vec<Decided>,
+}
+
+/// What the model is asked with: the system prompt, the history and the user's message, and
+/// for a continuation the paused turn's own messages, which begin at `turn_start`.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    /// Every message, in order.
+    pub messages: Vec<Message>,
+    /// Where the turn's own messages begin (`messages.len()` for a new turn).
+    pub turn_start: usize,
 }
 
 /// What the loop has gathered so far.
 struct Progress {
     messages: Vec<Message>,
+    /// Where the turn's own messages begin in `messages`.
+    turn_start: usize,
     records: Vec<ToolCallRecord>,
+    /// Calls of the latest round held for the user's approval.
+    pending: Vec<PendingCall>,
     reasoning: Reasoning,
     usage: Usage,
     llm_latency: Duration,
 }
 
 impl Progress {
-    fn new(messages: Vec<Message>) -> Self {
+    fn new(messages: Vec<Message>, turn_start: usize) -> Self {
         Self {
             messages,
+            turn_start,
             records: Vec::new(),
+            pending: Vec::new(),
             reasoning: Reasoning::default(),
             usage: Usage::default(),
             llm_latency: Duration::ZERO,
@@ -213,6 +253,20 @@ impl Progress {
             usage: self.usage,
             llm_latency: self.llm_latency,
             stopped: false,
+            paused: None,
+        }
+    }
+
+    /// The reply of a turn that paused for approval: what the model had `written`, and what
+    /// it continues from.
+    fn paused(mut self, written: String) -> AgentReply {
+        let paused = Paused {
+            messages: self.messages.split_off(self.turn_start),
+            calls: std::mem::take(&mut self.pending),
+        };
+        AgentReply {
+            paused: Some(paused),
+            ..self.reply(written, Reasoning::default())
         }
     }
 
@@ -233,9 +287,10 @@ struct Rounds<'a> {
     observer: &'a dyn Observer,
 }
 
-/// Runs the tool loop over `messages` (system prompt, history, the new user message),
-/// offering the model `specs` and running its calls with `tools`, and reports each step to
-/// `observer`.
+/// Runs the tool loop over `messages` (system prompt, history, the new user message, and for
+/// a continuation the paused turn's own messages from `turn_start` on), offering the model
+/// `specs` and running its calls with `tools`, and reports each step to `observer`. A call of
+/// a tool that needs approval is held: the round's other calls run, and the turn pauses.
 ///
 /// A resumed turn first replays the rounds `journal` recorded: recorded results are given
 /// back to the model unrun, and only the calls of a round that never committed run. Several
@@ -246,12 +301,12 @@ pub async fn run(
     llm: &LlmClient,
     specs: &[ToolSpec],
     tools: &TaskTools<'_>,
-    messages: Vec<Message>,
+    prompt: Prompt,
     limits: Limits,
     journal: Journal,
     observer: &dyn Observer,
 ) -> Result<AgentReply, AgentError> {
-    let mut progress = Progress::new(messages);
+    let mut progress = Progress::new(prompt.messages, prompt.turn_start);
     let rounds = Rounds {
         tools,
         journal: &journal,
@@ -259,6 +314,12 @@ pub async fn run(
         observer,
     };
     let mut round = 0;
+    if !journal.decided.is_empty() {
+        observer.on(Event::StepStart);
+        rounds.resolve(&journal.decided, &mut progress).await?;
+        observer.on(Event::StepEnd);
+        round = 1;
+    }
     while let Some(message) = recorded_round(&journal.recorded, round) {
         let steps: Vec<&RecordedStep> = journal
             .recorded
@@ -313,6 +374,9 @@ pub async fn run(
         };
         rounds.run(round, message, &[], &mut progress).await?;
         observer.on(Event::StepEnd);
+        if !progress.pending.is_empty() {
+            return Ok(progress.paused(written));
+        }
         round += 1;
     }
     // The reply was not written by the model: it is sent as a step of its own.
@@ -374,6 +438,10 @@ impl Rounds<'_> {
                 name: name.clone(),
                 arguments: parsed.clone(),
             });
+            if recorded.is_none() && limits.needs_approval.contains(name) {
+                self.hold(index as i32, call, parsed, progress);
+                continue;
+            }
             let result = match recorded {
                 Some(step) => TaskTools::replay(name, arguments, &step.outcome)?,
                 None => {
@@ -402,6 +470,106 @@ impl Rounds<'_> {
                 id: call.id,
                 name: call.function.name,
                 result,
+                approval: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Holds `call` for the user's approval: recorded with no result, never run.
+    fn hold(&self, call_index: i32, call: ToolCall, arguments: Value, progress: &mut Progress) {
+        let approval_id = Uuid::new_v4();
+        self.observer.on(Event::ApprovalRequested {
+            id: call.id.clone(),
+            approval_id,
+        });
+        progress.pending.push(PendingCall {
+            approval_id,
+            call_index,
+            call_id: call.id.clone(),
+            name: call.function.name.clone(),
+            arguments: call.function.arguments,
+        });
+        progress.records.push(ToolCallRecord {
+            id: call.id,
+            name: call.function.name,
+            arguments,
+            result: Value::Null,
+            approval: Some(Approval {
+                id: approval_id,
+                approved: None,
+                reason: None,
+            }),
+        });
+    }
+
+    /// A continuation's first step: each answered call runs with the arguments it was held
+    /// with (once: journaled as round 0, replayed from there on a retry), or the model is
+    /// told the user declined it.
+    async fn resolve(
+        &self,
+        decided: &[Decided],
+        progress: &mut Progress,
+    ) -> Result<(), AgentError> {
+        // The paused round's message, stored with a round's first call in the journal.
+        let round_message = progress
+            .messages
+            .iter()
+            .rev()
+            .find(|m| matches!(m, Message::Assistant { .. }))
+            .map(|m| serde_json::to_value(m).expect("messages serialise"));
+        for answer in decided {
+            let call = &answer.call;
+            let result = if answer.approved {
+                let recorded = self
+                    .journal
+                    .recorded
+                    .iter()
+                    .find(|s| s.round == 0 && s.call_index == call.call_index);
+                match recorded {
+                    Some(step) => TaskTools::replay(&call.name, &call.arguments, &step.outcome)?,
+                    None => {
+                        let entry = self.journal.turn_id.map(|turn_id| JournalEntry {
+                            turn_id,
+                            round: 0,
+                            call_index: call.call_index,
+                            round_message: (call.call_index == 0)
+                                .then_some(round_message.as_ref())
+                                .flatten(),
+                            call_id: &call.call_id,
+                            name: &call.name,
+                            arguments: &call.arguments,
+                        });
+                        self.tools
+                            .call(&call.name, &call.arguments, entry.as_ref())
+                            .await?
+                    }
+                }
+            } else {
+                answer.denial()
+            };
+            progress.messages.push(Message::Tool {
+                tool_call_id: call.call_id.clone(),
+                content: result.to_string(),
+            });
+            self.observer.on(if answer.approved {
+                Event::ToolOutput {
+                    id: call.call_id.clone(),
+                    result: result.clone(),
+                }
+            } else {
+                Event::ToolDenied {
+                    id: call.call_id.clone(),
+                }
+            });
+            let arguments = serde_json::from_str(&call.arguments)
+                .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+            progress.records.push(ToolCallRecord {
+                id: call.call_id.clone(),
+                name: call.name.clone(),
+                arguments,
+                result,
+                approval: Some(answer.approval()),
             });
         }
         Ok(())
@@ -512,7 +680,7 @@ mod tests {
             content: content.into(),
             tool_calls,
             reasoning: json!({}),
-            stopped: false,
+            finish_reason: crate::db::messages::FinishReason::Stop,
             created_at: chrono::Utc::now(),
             versions: Vec::new(),
         }
@@ -588,6 +756,7 @@ mod tests {
             name: "add_task".into(),
             arguments: json!({}),
             result: json!({"message": "Added task 4: milk"}),
+            approval: None,
         }];
         assert!(summary(&records).contains("- add_task: Added task 4: milk"));
     }

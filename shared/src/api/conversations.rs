@@ -58,8 +58,8 @@ impl MessageView {
                     .unwrap_or_default()
                     .text()
             });
-        let finish_reason = (message.role == db::messages::Role::Assistant)
-            .then_some(FinishReason::of(message.stopped));
+        let finish_reason =
+            (message.role == db::messages::Role::Assistant).then_some(message.finish_reason);
         Self {
             message,
             finish_reason,

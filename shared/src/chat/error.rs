@@ -18,6 +18,12 @@ pub enum ChatError {
     /// The idempotency key was first used for a different request.
     #[error("idempotency key reused")]
     IdempotencyKeyReused,
+    /// An answer names an approval that no paused turn of this conversation holds.
+    #[error("approval not found")]
+    ApprovalNotFound,
+    /// The answers leave some held calls unanswered (their approval ids).
+    #[error("approvals missing")]
+    ApprovalsMissing(Vec<String>),
     /// The model failed after the user message was stored.
     #[error("llm failed: {source}")]
     LlmFailed {
@@ -52,9 +58,18 @@ impl From<ChatError> for ApiError {
                 Refusal::Full => ApiError::ConversationFull,
                 Refusal::MessageNotFound => ApiError::MessageNotFound,
                 Refusal::NotEditable => ApiError::MessageNotEditable,
+                Refusal::Answered => ApiError::ApprovalAlreadyAnswered,
                 Refusal::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             },
             ChatError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            ChatError::ApprovalNotFound => ApiError::ApprovalNotFound,
+            ChatError::ApprovalsMissing(missing) => ApiError::Validation {
+                field: "approvals".into(),
+                reason: format!(
+                    "must answer every pending approval; missing: {}",
+                    missing.join(", ")
+                ),
+            },
             ChatError::LlmFailed { stored, source } => {
                 tracing::warn!(error = %source, "llm call failed");
                 let (conversation_id, user_message_id) =

@@ -5,30 +5,13 @@ use super::turn::TurnIds;
 use crate::agent::{AgentReply, ToolCallRecord};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
 
 /// Characters of the first message kept as the conversation's title.
 const TITLE_CHARS: usize = 50;
 
-/// How a turn's answer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// The model finished its answer.
-    Stop,
-    /// The user stopped the turn: the answer is what was written until then.
-    Abort,
-}
-
-impl FinishReason {
-    /// The reason of an answer that was `stopped`, or not.
-    pub fn of(stopped: bool) -> Self {
-        if stopped {
-            FinishReason::Abort
-        } else {
-            FinishReason::Stop
-        }
-    }
-}
+pub use crate::db::messages::FinishReason;
 
 /// A completed turn, as answered to the client.
 #[derive(Debug, Clone, Serialize)]
@@ -42,12 +25,44 @@ pub struct TurnReply {
     pub response: String,
     /// Tools run during the turn, in order.
     pub tool_calls: Vec<ToolCallRecord>,
+    /// The calls that wait for the user's approval (empty unless `finish_reason` is
+    /// `approval_required`).
+    pub pending_approvals: Vec<PendingApproval>,
     /// A reasoning model's readable thoughts (empty for other models); answered only when
     /// the client asks for them.
     #[serde(skip)]
     pub reasoning: String,
     /// When the assistant message was stored.
     pub created_at: DateTime<Utc>,
+}
+
+/// A call that waits for the user's approval, as the JSON answer lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingApproval {
+    /// What the answer names.
+    pub approval_id: Uuid,
+    /// The model's id for the call.
+    pub tool_call_id: String,
+    /// The tool.
+    pub name: String,
+    /// Its arguments, as the model gave them (what will run if approved).
+    pub arguments: Value,
+}
+
+/// The calls among `calls` that wait for approval.
+pub fn pending_approvals(calls: &[ToolCallRecord]) -> Vec<PendingApproval> {
+    calls
+        .iter()
+        .filter_map(|call| match &call.approval {
+            Some(approval) if approval.approved.is_none() => Some(PendingApproval {
+                approval_id: approval.id,
+                tool_call_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Emits the turn's metric line: model latency, tokens and tool calls.

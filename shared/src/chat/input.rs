@@ -4,10 +4,15 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::input::{self, InputError};
+use crate::{
+    db::approvals::Answer,
+    input::{self, InputError},
+};
 
 /// Most characters a message may hold after trimming.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Most characters of the reason a user gives with an approval's answer.
+pub const MAX_REASON_CHARS: usize = 500;
 /// Largest body in the AI SDK's shape: its default transport resends the client's whole
 /// copy of the history with every message (only the last one is read).
 pub const MAX_SDK_BODY_BYTES: usize = 1024 * 1024;
@@ -84,6 +89,14 @@ pub enum Intent {
         /// The answer (or the user message) to answer again; `None`: the last one.
         message: Option<MessageRef>,
     },
+    /// The user's answers to the tool calls a paused turn holds: the turn continues in the
+    /// same assistant message.
+    Continue {
+        /// The waiting assistant message, as the client names it (the AI SDK does).
+        message: Option<MessageRef>,
+        /// One answer per held call.
+        answers: Vec<Answer>,
+    },
 }
 
 /// A message as a client names it: by our id, or by the id the client sent it with (the AI
@@ -140,6 +153,18 @@ struct PlainBody {
     edit_message_id: Option<Uuid>,
     #[serde(default)]
     regenerate: bool,
+    #[serde(default, deserialize_with = "input::present")]
+    approvals: Option<Vec<PlainAnswer>>,
+}
+
+/// One answer in `approvals`: `{"approval_id", "approved", "reason"?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainAnswer {
+    approval_id: Uuid,
+    approved: bool,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// The body the AI SDK's `DefaultChatTransport` sends (`{id, messages, trigger, messageId}`,
@@ -176,6 +201,20 @@ struct SdkPart {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    approval: Option<SdkApproval>,
+}
+
+/// A tool part's `approval`, as `addToolApprovalResponse` leaves it.
+#[derive(Deserialize)]
+struct SdkApproval {
+    id: String,
+    #[serde(default)]
+    approved: Option<bool>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 fn chat_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
@@ -207,7 +246,7 @@ impl ChatRequest {
     pub fn text(&self) -> Option<&MessageText> {
         match &self.intent {
             Intent::Send(text) | Intent::Edit { text, .. } => Some(text),
-            Intent::Regenerate { .. } => None,
+            Intent::Regenerate { .. } | Intent::Continue { .. } => None,
         }
     }
 
@@ -224,6 +263,28 @@ impl ChatRequest {
             }
             Ok(())
         };
+        if let Some(answers) = plain.approvals {
+            if plain.message.is_some() || plain.edit_message_id.is_some() || plain.regenerate {
+                return Err(InputError::field(
+                    "approvals",
+                    "answers a paused turn: send it without message, edit_message_id or regenerate",
+                ));
+            }
+            needs_conversation("answer approvals")?;
+            let answers = answers
+                .into_iter()
+                .map(|a| answer(a.approval_id, a.approved, a.reason, "approvals"))
+                .collect::<Result<_, _>>()?;
+            return Ok(Self {
+                intent: Intent::Continue {
+                    message: None,
+                    answers: checked_answers(answers, "approvals")?,
+                },
+                conversation,
+                message_key: None,
+                interrupt: plain.interrupt,
+            });
+        }
         let intent = match (plain.message, plain.edit_message_id, plain.regenerate) {
             (Some(_), _, true) | (None, Some(_), true) => {
                 return Err(InputError::field(
@@ -290,6 +351,17 @@ impl ChatRequest {
                 })?,
             ),
         };
+        if new.role == "assistant" && named.as_ref().is_some_and(|id| id.as_str() == new.id) {
+            return Ok(Self {
+                intent: Intent::Continue {
+                    answers: Self::sdk_answers(&new, field)?,
+                    message: named,
+                },
+                conversation,
+                message_key: None,
+                interrupt: body.interrupt,
+            });
+        }
         if new.role != "user" {
             return Err(InputError::field(
                 field,
@@ -326,6 +398,76 @@ impl ChatRequest {
             interrupt: body.interrupt,
         })
     }
+}
+
+impl ChatRequest {
+    /// The answers in the tool parts of an assistant message that `addToolApprovalResponse`
+    /// answered (state `approval-responded`); only the approval's id and answer are read, never
+    /// the part's input.
+    fn sdk_answers(message: &SdkMessage, field: &str) -> Result<Vec<Answer>, InputError> {
+        let answers = message
+            .parts
+            .iter()
+            .filter(|part| part.state.as_deref() == Some("approval-responded"))
+            .filter_map(|part| part.approval.as_ref())
+            .map(|approval| {
+                let id = Uuid::parse_str(&approval.id).map_err(|_| {
+                    InputError::field(field, "an approval's id must be one this API gave")
+                })?;
+                let approved = approval.approved.ok_or_else(|| {
+                    InputError::field(
+                        field,
+                        "an answered approval must say approved: true or false",
+                    )
+                })?;
+                answer(id, approved, approval.reason.clone(), field)
+            })
+            .collect::<Result<_, _>>()?;
+        checked_answers(answers, field)
+    }
+}
+
+fn answer(
+    approval_id: Uuid,
+    approved: bool,
+    reason: Option<String>,
+    field: &str,
+) -> Result<Answer, InputError> {
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS || r.contains('\0'))
+    {
+        return Err(InputError::field(
+            field,
+            format!("a reason must be at most {MAX_REASON_CHARS} characters, without NUL"),
+        ));
+    }
+    Ok(Answer {
+        approval_id,
+        approved,
+        reason,
+    })
+}
+
+/// At least one answer, and one per approval.
+fn checked_answers(mut answers: Vec<Answer>, field: &str) -> Result<Vec<Answer>, InputError> {
+    if answers.is_empty() {
+        return Err(InputError::field(
+            field,
+            "must answer at least one approval",
+        ));
+    }
+    answers.sort_by_key(|a| a.approval_id);
+    if answers
+        .windows(2)
+        .any(|w| w[0].approval_id == w[1].approval_id)
+    {
+        return Err(InputError::field(field, "answers an approval twice"));
+    }
+    Ok(answers)
 }
 
 /// The client's `Idempotency-Key`: 1 to 255 visible ASCII characters.

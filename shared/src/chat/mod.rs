@@ -19,7 +19,7 @@ mod turn;
 
 pub use admission::{Admission, admit};
 pub use error::{ChatError, StoredUserMessage};
-pub use finishing::{FinishReason, TurnReply, title_for};
+pub use finishing::{FinishReason, PendingApproval, TurnReply, title_for};
 pub use input::{
     ChatRequest, Conversation, IdempotencyKey, Intent, MAX_MESSAGE_CHARS, MAX_SDK_BODY_BYTES,
     MessageRef, MessageText,

@@ -50,14 +50,33 @@ pub async fn run(
         }
     };
 
-    let tool_calls = serde_json::to_value(&reply.tool_calls).expect("tool calls serialise");
-    let reasoning = serde_json::to_value(&reply.reasoning).expect("reasoning serialises");
+    finishing::record_metrics(&reply);
+    let finish_reason = match (&reply.paused, reply.stopped) {
+        (Some(_), _) => FinishReason::ApprovalRequired,
+        (None, true) => FinishReason::Abort,
+        (None, false) => FinishReason::Stop,
+    };
+    // A continuation completes the message its paused turn stored.
+    let (text, calls, thought) = match &turn.continuation {
+        Some(continued) => continued.merged(reply.text, reply.tool_calls, reply.reasoning),
+        None => (reply.text, reply.tool_calls, reply.reasoning),
+    };
+    let tool_calls = serde_json::to_value(&calls).expect("tool calls serialise");
+    let reasoning = serde_json::to_value(&thought).expect("reasoning serialises");
+    let paused = reply
+        .paused
+        .as_ref()
+        .map(|paused| serde_json::to_value(&paused.messages).expect("messages serialise"));
+    let held = db::approvals::held(reply.paused.as_ref().map_or(&[], |p| &p.calls));
     let stored_reply = db::turns::Reply {
         message_id: turn.ids.assistant_message_id,
-        content: &reply.text,
+        continued: turn.continuation.is_some(),
+        content: &text,
         tool_calls: &tool_calls,
         reasoning: &reasoning,
-        stopped: reply.stopped,
+        finish_reason,
+        paused: paused.as_ref(),
+        approvals: &held,
         prompt_tokens: reply.usage.prompt_tokens,
         completion_tokens: reply.usage.completion_tokens,
         llm_latency: reply.llm_latency,
@@ -80,13 +99,13 @@ pub async fn run(
         }
     };
 
-    finishing::record_metrics(&reply);
     Ok(TurnReply {
         ids: turn.ids,
-        finish_reason: FinishReason::of(reply.stopped),
-        response: reply.text,
-        tool_calls: reply.tool_calls,
-        reasoning: reply.reasoning.text(),
+        finish_reason,
+        response: text,
+        pending_approvals: finishing::pending_approvals(&calls),
+        tool_calls: calls,
+        reasoning: thought.text(),
         created_at,
     })
 }
@@ -105,35 +124,12 @@ async fn run_agent(
             stored: turn.stored(),
         });
     };
-    let system = agent::prompt::system_prompt(Utc::now().date_naive());
-    let history = if turn.new_conversation {
-        Vec::new()
-    } else {
-        let history = db::messages::preceding(
-            client,
-            user,
-            turn.ids.conversation_id,
-            turn.ids.user_message_id,
-            HISTORY_LIMIT,
-        )
-        .await?;
-        let left = app
-            .config
-            .prompt_budget_chars
-            .saturating_sub(system.chars().count() + turn.text.chars().count());
-        agent::fit_budget(history, left)
-    };
-    let mut prompt = Vec::with_capacity(history.len() + 2);
-    prompt.push(llm::Message::System { content: system });
-    prompt.extend(agent::replay(history));
-    prompt.push(llm::Message::User {
-        content: turn.text.clone(),
-    });
-
+    let prompt = prompt(app, user, turn).await?;
     let limits = Limits {
         max_rounds: app.config.agent_max_rounds,
         deadline: turn.deadline,
         stop,
+        needs_approval: app.config.tool_approval.clone(),
     };
     // Only a resumed turn pays for reading its journal, under the lease it now holds.
     let recorded = match (turn.resumed, turn.journal()) {
@@ -143,6 +139,10 @@ async fn run_agent(
     let journal = agent::Journal {
         turn_id: turn.journal(),
         recorded,
+        decided: turn
+            .continuation
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.decided.clone()),
     };
     let tools = TaskTools::new(client, user);
     agent::run(llm, &app.tools, &tools, prompt, limits, journal, observer)
@@ -154,6 +154,48 @@ async fn run_agent(
             },
             agent::AgentError::Db(e) => ChatError::Db(e),
         })
+}
+
+/// The model's prompt: the system prompt, the history within the budget and the user's
+/// message; for a continuation, the history up to its assistant message (the user's message
+/// included) and the paused turn's own messages.
+async fn prompt(app: &App, user: &UserId, turn: &Turn) -> Result<agent::Prompt, ChatError> {
+    let system = agent::prompt::system_prompt(Utc::now().date_naive());
+    let (before, asked) = match &turn.continuation {
+        Some(_) => (turn.ids.assistant_message_id, None),
+        None => (turn.ids.user_message_id, Some(turn.text.clone())),
+    };
+    let history = if turn.new_conversation {
+        Vec::new()
+    } else {
+        let history = db::messages::preceding(
+            &turn.client,
+            user,
+            turn.ids.conversation_id,
+            before,
+            HISTORY_LIMIT,
+        )
+        .await?;
+        let left = app
+            .config
+            .prompt_budget_chars
+            .saturating_sub(system.chars().count() + turn.text.chars().count());
+        agent::fit_budget(history, left)
+    };
+    let mut messages = Vec::with_capacity(history.len() + 2);
+    messages.push(llm::Message::System { content: system });
+    messages.extend(agent::replay(history));
+    if let Some(content) = asked {
+        messages.push(llm::Message::User { content });
+    }
+    let turn_start = messages.len();
+    if let Some(continued) = &turn.continuation {
+        messages.extend(continued.messages.iter().cloned());
+    }
+    Ok(agent::Prompt {
+        messages,
+        turn_start,
+    })
 }
 
 /// Frees the conversation after a failed turn, within [`RELEASE_BUDGET`]: the turn's

@@ -5,7 +5,11 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::StoredUserMessage;
-use crate::db;
+use crate::{
+    agent::{ToolCallRecord, approval::Decided},
+    db,
+    llm::{Message, Reasoning},
+};
 
 /// Where a turn's messages are stored: the ids a client is answered with, whether the
 /// turn's reply arrives as JSON, as a stream or as a replay.
@@ -33,6 +37,52 @@ pub struct Turn {
     /// Whether an earlier attempt may have journaled tool calls.
     pub(super) resumed: bool,
     pub(super) deadline: Instant,
+    /// For a turn that continues a paused one: what it continues.
+    pub(super) continuation: Option<Continuation>,
+}
+
+/// A paused turn as stored, and the user's answers to the calls it held: what its
+/// continuation starts from, and adds to.
+pub(super) struct Continuation {
+    /// The paused turn's own model messages.
+    pub(super) messages: Vec<Message>,
+    /// The held calls, answered.
+    pub(super) decided: Vec<Decided>,
+    /// The assistant message's text so far.
+    pub(super) content: String,
+    /// Its tool calls so far.
+    pub(super) tool_calls: Vec<ToolCallRecord>,
+    /// Its reasoning so far.
+    pub(super) reasoning: Reasoning,
+}
+
+impl Continuation {
+    /// The stored message once the continuation's `reply` is added: the answered calls take
+    /// the held ones' places, the text and reasoning follow what was there.
+    pub(super) fn merged(
+        &self,
+        text: String,
+        calls: Vec<ToolCallRecord>,
+        reasoning: Reasoning,
+    ) -> (String, Vec<ToolCallRecord>, Reasoning) {
+        let approval_of = |call: &ToolCallRecord| call.approval.as_ref().map(|a| a.id);
+        let mut calls = calls.into_iter().peekable();
+        let mut merged = Vec::with_capacity(self.tool_calls.len());
+        for held in &self.tool_calls {
+            match calls.next_if(|c| approval_of(c).is_some() && approval_of(c) == approval_of(held))
+            {
+                Some(answered) => merged.push(answered),
+                None => merged.push(held.clone()),
+            }
+        }
+        merged.extend(calls);
+        let text = match (self.content.is_empty(), text.is_empty()) {
+            (true, _) => text,
+            (false, true) => self.content.clone(),
+            (false, false) => format!("{}\n\n{text}", self.content),
+        };
+        (text, merged, self.reasoning.clone().then(reasoning))
+    }
 }
 
 impl Turn {

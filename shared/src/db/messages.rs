@@ -1,7 +1,7 @@
 //! Queries on the `messages` table, always scoped to one user's conversation.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -37,6 +37,41 @@ impl Role {
     }
 }
 
+/// How an assistant message ended (the `finish_reason` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model finished its answer.
+    Stop,
+    /// The user stopped the turn: the answer is what was written until then.
+    Abort,
+    /// The turn waits for the user's approval of some tool calls.
+    ApprovalRequired,
+}
+
+impl FinishReason {
+    /// The value stored in the `finish_reason` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Abort => "abort",
+            FinishReason::ApprovalRequired => "approval_required",
+        }
+    }
+
+    /// Reads the column.
+    pub fn parse(s: &str) -> Result<Self, DbError> {
+        match s {
+            "stop" => Ok(FinishReason::Stop),
+            "abort" => Ok(FinishReason::Abort),
+            "approval_required" => Ok(FinishReason::ApprovalRequired),
+            other => Err(DbError::Invariant(format!(
+                "unknown finish_reason {other:?}"
+            ))),
+        }
+    }
+}
+
 /// A stored message, as shown to the client and replayed to the model.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredMessage {
@@ -52,10 +87,9 @@ pub struct StoredMessage {
     /// when a client asks, so never serialised with the message.
     #[serde(skip)]
     pub reasoning: Value,
-    /// Whether the user stopped the turn that wrote it (its content is what was written
-    /// until then); shown in the AI SDK's shape only.
+    /// How an assistant message ended; shown by each view its own way.
     #[serde(skip)]
-    pub stopped: bool,
+    pub finish_reason: FinishReason,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
     /// The ids of the versions of this message, oldest first, itself among them; empty when
@@ -80,7 +114,7 @@ pub async fn range(
     let rows = client
         .query(
             "SELECT m.id, m.role, m.content, m.tool_calls, m.reasoning,
-                    m.finish_reason = 'abort' AS stopped, m.created_at,
+                    m.finish_reason, m.created_at,
                     CASE WHEN v.count > 1 THEN v.ids ELSE '{}' END AS versions
              FROM messages m
              CROSS JOIN LATERAL (
@@ -124,7 +158,7 @@ pub async fn preceding(
                  SELECT seq FROM messages
                  WHERE id = $3 AND conversation_id = $1 AND user_id = $2
              )
-             SELECT id, role, content, tool_calls, reasoning, finish_reason = 'abort' AS stopped,
+             SELECT id, role, content, tool_calls, reasoning, finish_reason,
                     created_at, '{}'::uuid[] AS versions FROM messages
              WHERE conversation_id = $1 AND user_id = $2 AND branch_id IS NULL
                AND seq >= (SELECT seq FROM anchor) - $4 AND seq < (SELECT seq FROM anchor)
@@ -149,7 +183,7 @@ fn from_row(row: &tokio_postgres::Row) -> Result<StoredMessage, DbError> {
         content: row.get("content"),
         tool_calls: row.get("tool_calls"),
         reasoning: row.get("reasoning"),
-        stopped: row.get("stopped"),
+        finish_reason: FinishReason::parse(row.get("finish_reason"))?,
         created_at: row.get("created_at"),
         versions: row.get("versions"),
     })

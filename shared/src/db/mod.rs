@@ -5,6 +5,7 @@
 //! runs in transaction mode), and every wait is bounded, so a database that stops answering
 //! (or a pooler that queues queries for it) costs a request seconds, never its whole timeout.
 
+pub mod approvals;
 pub mod conversations;
 pub mod messages;
 pub mod retention;

@@ -20,7 +20,10 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::{Client, DbError, versions::ARCHIVE_FROM_CLAIMED};
+use super::{
+    Client, DbError, approvals::supersede_pending, messages::FinishReason,
+    versions::ARCHIVE_FROM_CLAIMED,
+};
 use crate::auth::UserId;
 
 /// Limits a turn is started under.
@@ -71,6 +74,8 @@ pub enum Refusal {
     MessageNotFound,
     /// An edit names a message that is not the user's.
     NotEditable,
+    /// The approvals answered were answered already (or the turn no longer waits).
+    Answered,
 }
 
 /// What a statement that starts a turn answers: the turn holds the lease and its user
@@ -79,7 +84,7 @@ pub type Claim = Result<(), Refusal>;
 
 impl Refusal {
     /// Reads a start statement's `refusal` (NULL when the turn started) and `retry_after`.
-    fn of(row: &tokio_postgres::Row) -> Result<Claim, DbError> {
+    pub(super) fn of(row: &tokio_postgres::Row) -> Result<Claim, DbError> {
         Ok(Err(match row.get::<_, Option<&str>>("refusal") {
             None => return Ok(Ok(())),
             Some("rate_limited") => Refusal::RateLimited {
@@ -90,6 +95,7 @@ impl Refusal {
             Some("full") => Refusal::Full,
             Some("message_not_found") => Refusal::MessageNotFound,
             Some("not_editable") => Refusal::NotEditable,
+            Some("answered") => Refusal::Answered,
             Some(other) => {
                 return Err(DbError::Invariant(format!("unknown turn refusal {other}")));
             }
@@ -101,7 +107,7 @@ impl Refusal {
 // one); yields no row when the window is full. The row lock on the user's row makes
 // concurrent counts exact. Only a turn that can start is counted: a request refused for a
 // missing, busy or full conversation never uses up the user's minute.
-fn rate_cte(source: &str) -> String {
+pub(super) fn rate_cte(source: &str) -> String {
     format!(
         "rate AS (
     INSERT INTO rate_limits AS r (user_id, window_start, count)
@@ -120,7 +126,7 @@ fn rate_cte(source: &str) -> String {
 /// conversation's (`rate` has only `count`).
 pub(super) const LEASE_FREE: &str = "(turn_lease_until IS NULL OR turn_lease_until < now())";
 
-const RETRY_AFTER: &str =
+pub(super) const RETRY_AFTER: &str =
     "ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8";
 
 /// Starts a turn in a new conversation `conversation_id` titled `title`.
@@ -206,6 +212,7 @@ pub async fn begin_existing(
                      SELECT :message_id, id, :user, message_count, 'user', :content FROM claimed
                      RETURNING id
                  ),
+                 {},
                  turn AS (
                      INSERT INTO turns (id, user_id, idempotency_key, request_hash,
                                         conversation_id, user_message_id, status)
@@ -222,7 +229,8 @@ pub async fn begin_existing(
                             ELSE 'busy'
                         END AS refusal,
                         {RETRY_AFTER} AS retry_after",
-                rate_cte("FROM eligible")
+                rate_cte("FROM eligible"),
+                supersede_pending(&i32::MAX.to_string())
             ),
             &[
                 ("user", &turn.user.as_str(), Type::TEXT),
@@ -344,6 +352,7 @@ pub async fn begin_revision(
                      FROM claimed WHERE :edit
                      RETURNING id, content
                  ),
+                 {},
                  asked AS (
                      SELECT id, content FROM message
                      UNION ALL
@@ -372,7 +381,8 @@ pub async fn begin_revision(
                         (SELECT id FROM asked) AS user_message_id,
                         (SELECT content FROM asked) AS user_message",
                 rate_cte("FROM eligible"),
-                ARCHIVE_FROM_CLAIMED
+                ARCHIVE_FROM_CLAIMED,
+                supersede_pending("(SELECT position FROM claimed)")
             ),
             &[
                 ("user", &turn.user.as_str(), Type::TEXT),
@@ -459,14 +469,22 @@ pub async fn resume(
 pub struct Reply<'a> {
     /// Id for the assistant message.
     pub message_id: Uuid,
+    /// Whether the message is already stored (a turn that continues after approvals): it is
+    /// then updated in place, not added.
+    pub continued: bool,
     /// Its text.
     pub content: &'a str,
     /// The tool calls of the turn, as stored.
     pub tool_calls: &'a Value,
     /// The model's reasoning over the turn, in its provider's fields.
     pub reasoning: &'a Value,
-    /// Whether the user stopped the turn (the content is what was written until then).
-    pub stopped: bool,
+    /// How it ended.
+    pub finish_reason: FinishReason,
+    /// For a turn that pauses for approval: its own model messages, to continue from.
+    pub paused: Option<&'a Value>,
+    /// For a turn that pauses: the calls held, as `[{id, call_index, tool_call_id, name,
+    /// arguments}]` ([`super::approvals::held`]).
+    pub approvals: &'a Value,
     /// Prompt tokens the provider reported for the turn.
     pub prompt_tokens: u64,
     /// Answer tokens the provider reported for the turn.
@@ -475,8 +493,8 @@ pub struct Reply<'a> {
     pub llm_latency: Duration,
 }
 
-/// Stores the reply and releases the lease in one statement; `None` when the conversation
-/// was deleted (or the lease lost) meanwhile.
+/// Stores the reply (and the calls it holds for approval) and releases the lease in one
+/// statement; `None` when the conversation was deleted (or the lease lost) meanwhile.
 pub async fn finish(
     client: &Client,
     user: &UserId,
@@ -487,29 +505,50 @@ pub async fn finish(
     let prompt_tokens = i32::try_from(reply.prompt_tokens).unwrap_or(i32::MAX);
     let completion_tokens = i32::try_from(reply.completion_tokens).unwrap_or(i32::MAX);
     let latency_ms = i32::try_from(reply.llm_latency.as_millis()).unwrap_or(i32::MAX);
+    // A new message takes the next seq; a continued one is completed where it stands.
+    let (count, message) = if reply.continued {
+        (
+            "message_count",
+            "UPDATE messages
+             SET content = :content, tool_calls = :tool_calls, reasoning = :reasoning,
+                 finish_reason = :finish_reason, paused = :paused,
+                 prompt_tokens = coalesce(prompt_tokens, 0) + :prompt_tokens,
+                 completion_tokens = coalesce(completion_tokens, 0) + :completion_tokens,
+                 llm_latency_ms = coalesce(llm_latency_ms, 0) + :latency_ms
+             WHERE id = :message_id AND user_id = :user AND EXISTS (SELECT 1 FROM released)
+             RETURNING created_at",
+        )
+    } else {
+        (
+            "message_count + 1",
+            "INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls,
+                                   reasoning, finish_reason, paused, prompt_tokens,
+                                   completion_tokens, llm_latency_ms)
+             SELECT :message_id, id, :user, message_count, 'assistant', :content, :tool_calls,
+                    :reasoning, :finish_reason, :paused, :prompt_tokens, :completion_tokens,
+                    :latency_ms FROM released
+             RETURNING created_at",
+        )
+    };
     let rows = client
         .query_named(
-            "WITH released AS (
-                 UPDATE conversations
-                 SET message_count = message_count + 1, updated_at = now(),
-                     turn_lease_id = NULL, turn_lease_until = NULL
-                 WHERE id = :conversation_id AND user_id = :user AND turn_lease_id = :turn_id
-                 RETURNING id, message_count
-             ),
-             message AS (
-                 INSERT INTO messages (id, conversation_id, user_id, seq, role, content, tool_calls,
-                                       reasoning, finish_reason, prompt_tokens, completion_tokens,
-                                       llm_latency_ms)
-                 SELECT :message_id, id, :user, message_count, 'assistant', :content, :tool_calls,
-                        :reasoning, CASE WHEN :stopped THEN 'abort' ELSE 'stop' END,
-                        :prompt_tokens, :completion_tokens, :latency_ms FROM released
-                 RETURNING created_at
-             ),
-             turn AS (
-                 UPDATE turns SET status = 'completed', assistant_message_id = :message_id, updated_at = now()
-                 WHERE id = :turn_id AND EXISTS (SELECT 1 FROM message)
-             )
-             SELECT created_at FROM message",
+            &format!(
+                "WITH released AS (
+                     UPDATE conversations
+                     SET message_count = {count}, updated_at = now(),
+                         turn_lease_id = NULL, turn_lease_until = NULL
+                     WHERE id = :conversation_id AND user_id = :user AND turn_lease_id = :turn_id
+                     RETURNING id, message_count
+                 ),
+                 message AS ({message}),
+                 {},
+                 turn AS (
+                     UPDATE turns SET status = 'completed', assistant_message_id = :message_id, updated_at = now()
+                     WHERE id = :turn_id AND EXISTS (SELECT 1 FROM message)
+                 )
+                 SELECT created_at FROM message",
+                super::approvals::HOLD
+            ),
             &[
                 ("conversation_id", &conversation_id, Type::UUID),
                 ("user", &user.as_str(), Type::TEXT),
@@ -518,7 +557,9 @@ pub async fn finish(
                 ("content", &reply.content, Type::TEXT),
                 ("tool_calls", reply.tool_calls, Type::JSONB),
                 ("reasoning", reply.reasoning, Type::JSONB),
-                ("stopped", &reply.stopped, Type::BOOL),
+                ("finish_reason", &reply.finish_reason.as_str(), Type::TEXT),
+                ("paused", &reply.paused, Type::JSONB),
+                ("approvals", reply.approvals, Type::JSONB),
                 ("prompt_tokens", &prompt_tokens, Type::INT4),
                 ("completion_tokens", &completion_tokens, Type::INT4),
                 ("latency_ms", &latency_ms, Type::INT4),
@@ -577,8 +618,8 @@ pub enum KeyedState {
         tool_calls: Value,
         /// Its reasoning, in the provider's fields.
         reasoning: Value,
-        /// Whether the user stopped it.
-        stopped: bool,
+        /// How it ended.
+        finish_reason: FinishReason,
         /// When it was stored.
         created_at: DateTime<Utc>,
     },
@@ -601,7 +642,7 @@ pub async fn find_keyed(
                     coalesce(c.turn_lease_id = t.id AND c.turn_lease_until > now(), false)
                         AS in_progress,
                     am.id AS assistant_id, am.content, am.tool_calls, am.reasoning,
-                    am.finish_reason = 'abort' AS stopped, am.created_at
+                    am.finish_reason, am.created_at
              FROM turns t
              JOIN conversations c ON c.id = t.conversation_id
              JOIN messages um ON um.id = t.user_message_id
@@ -619,7 +660,8 @@ pub async fn find_keyed(
                 content: row.get("content"),
                 tool_calls: row.get("tool_calls"),
                 reasoning: row.get("reasoning"),
-                stopped: row.get("stopped"),
+                finish_reason: FinishReason::parse(row.get("finish_reason"))
+                    .unwrap_or(FinishReason::Stop),
                 created_at: row.get("created_at"),
             },
             _ if row.get::<_, bool>("in_progress") => KeyedState::InProgress,

@@ -40,6 +40,10 @@ pub enum ApiError {
     MessageNotFound,
     /// An edit names a message that is not the user's.
     MessageNotEditable,
+    /// An answer names an approval that no paused turn of the conversation holds.
+    ApprovalNotFound,
+    /// The approval was answered already (differently, or the turn went on).
+    ApprovalAlreadyAnswered,
     /// The task is missing or belongs to someone else (deliberately indistinguishable).
     TaskNotFound,
     /// `If-Match` names a version of the task other than the current one.
@@ -171,6 +175,16 @@ impl ApiError {
                 S::UNPROCESSABLE_ENTITY,
                 "message_not_editable",
                 "Only a user message can be edited; regenerate an answer instead.".into(),
+            ),
+            ApiError::ApprovalNotFound => (
+                S::NOT_FOUND,
+                "approval_not_found",
+                "No tool call of this conversation waits for an approval with that id.".into(),
+            ),
+            ApiError::ApprovalAlreadyAnswered => (
+                S::CONFLICT,
+                "approval_already_answered",
+                "That approval was already answered; its answer stands.".into(),
             ),
             ApiError::TaskNotFound => (S::NOT_FOUND, "task_not_found", "Task not found.".into()),
             ApiError::PreconditionFailed => (

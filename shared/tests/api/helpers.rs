@@ -55,6 +55,8 @@ impl TestApp {
             ("LLM_API_KEY", "test-key"),
             ("LLM_MODEL", "test-model"),
             ("LLM_TIMEOUT_MS", "2000"),
+            // The model's deletes run at once, as before approvals; the approval tests ask.
+            ("TOOL_APPROVAL", "none"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -3,6 +3,7 @@
 
 mod agent;
 mod ai_sdk;
+mod approvals;
 mod auth;
 mod chat;
 mod concurrency;
