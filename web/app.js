@@ -25,6 +25,8 @@ const state = {
   // The task panel: its filter and where its next page starts.
   taskFilter: "all",
   taskCursor: null,
+  // Titles of the tasks the panel has shown, so a call waiting for approval can name its task.
+  taskTitles: new Map(),
 };
 
 /** Tools whose success changes the task list, so the panel reloads after them. */
@@ -86,6 +88,7 @@ function userPath(rest) {
 export function describeToolCall(call) {
   const r = call.result || {};
   const task = r.task;
+  if (r.denied) return `Not done: ${r.message}`;
   if (!r.success) return `${call.name.replace("_", " ")} failed: ${r.message || "unknown error"}`;
   switch (call.name) {
     case "add_task": return `Added task #${task.id}: ${task.title}`;
@@ -116,6 +119,10 @@ function renderMessage({ id, role, content, tool_calls = [], reasoning = "", fai
     tools.className = "tools";
     tools.setAttribute("aria-label", "Actions taken");
     for (const call of tool_calls) {
+      if (call.approval && call.approval.approved === undefined) {
+        tools.append(pendingLine(call));
+        continue;
+      }
       const line = document.createElement("li");
       line.className = call.result?.success ? "tool" : "tool tool-failed";
       line.textContent = describeToolCall(call);
@@ -152,6 +159,55 @@ function versionSwitcher(id, versions, role) {
   count.textContent = `${at + 1}/${versions.length}`;
   nav.append(step(-1, `Previous ${which} version`, "‹"), count, step(1, `Next ${which} version`, "›"));
   return nav;
+}
+
+/** What a call waiting for approval would do, e.g. "Delete task #3: buy milk?". */
+function describePending(call) {
+  const id = call.arguments?.task_id;
+  const title = state.taskTitles.get(id);
+  const task = id === undefined ? "" : ` task #${id}${title ? `: ${title}` : ""}`;
+  const verb = { delete_task: "Delete", complete_task: "Complete", update_task: "Change", add_task: "Add" }[call.name];
+  return verb ? `${verb}${task}?` : `Run ${call.name}?`;
+}
+
+/** The tool line of a call that waits for the user: what it would do, Approve and Deny. Once
+ *  every waiting call of the answer is decided, the answers go to the server together. */
+function pendingLine(call) {
+  const line = document.createElement("li");
+  line.className = "tool pending";
+  line.dataset.approval = call.approval.id;
+  const text = document.createElement("span");
+  text.textContent = describePending(call);
+  line.append(text);
+  for (const [label, approved] of [["Approve", true], ["Deny", false]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = approved ? "approve" : "secondary deny";
+    button.textContent = label;
+    button.setAttribute("aria-label", `${label}: ${text.textContent}`);
+    button.addEventListener("click", () => !state.streaming && run(() => decide(line, approved)));
+    line.append(button);
+  }
+  return line;
+}
+
+async function decide(line, approved) {
+  line.dataset.approved = String(approved);
+  line.querySelectorAll("button").forEach((button) => { button.disabled = true; });
+  line.append(` — ${approved ? "approved" : "denied"}`);
+  const answer = line.closest(".message");
+  const lines = [...answer.querySelectorAll("li.pending")];
+  if (lines.some((l) => l.dataset.approved === undefined)) return;
+  await sendTurn({
+    body: {
+      conversation_id: state.conversationId,
+      approvals: lines.map((l) => ({ approval_id: l.dataset.approval, approved: l.dataset.approved === "true" })),
+    },
+    key: crypto.randomUUID(),
+    bubble: answer.previousElementSibling,
+    revision: true,
+  });
+  await loadTasks();
 }
 
 /** Marks an answer the user stopped: what it shows is what was written until then. */
@@ -322,6 +378,7 @@ function renderTask(task) {
   const label = document.createElement("label");
   label.htmlFor = box.id;
   label.textContent = `#${task.id} ${task.title}`; // untrusted text: textContent only
+  state.taskTitles.set(task.id, task.title);
   const del = document.createElement("button");
   del.type = "button";
   del.className = "secondary delete";
@@ -361,7 +418,9 @@ async function sendTurn(turn) {
     bubble?.setId(reply.assistant_message_id);
     state.pending = null;
     if (reply.stopped) bubble?.stopped();
-    setStatus(reply.stopped ? "Stopped. What was written is kept." : "");
+    const waiting = reply.finish_reason === "approval_required";
+    setStatus(reply.stopped ? "Stopped. What was written is kept."
+      : waiting ? "Waiting for your approval." : "");
     if (!turn.revision) $("message").value = "";
     // The reply is complete: the composer is free at once, while the lists refresh (on a
     // cold function that can take a while).
@@ -426,9 +485,11 @@ async function readStream(response, onEvent) {
       if (chunk.type === "tool-input-available") {
         toolCalls.set(chunk.toolCallId, { name: chunk.toolName, arguments: chunk.input });
       }
-      if (chunk.type === "tool-output-available") {
-        toolCalls.get(chunk.toolCallId).result = chunk.output;
-      }
+      // A call answered after approval had its input in the turn that asked.
+      const call = () => toolCalls.get(chunk.toolCallId)
+        ?? toolCalls.set(chunk.toolCallId, {}).get(chunk.toolCallId);
+      if (chunk.type === "tool-output-available") call().result = chunk.output;
+      if (chunk.type === "tool-approval-request") call().approval = { id: chunk.approvalId };
       if (chunk.type === "start") {
         // The conversation is known from the first chunk: Stop and a reload can name it.
         ids = chunk.messageMetadata;
@@ -461,6 +522,7 @@ function assistantBubble() {
       if (event.type === "text-delta") this.text(event.delta);
       if (event.type === "tool-input-available") this.input(event);
       if (event.type === "tool-output-available") this.tool(event);
+      if (event.type === "tool-approval-request") this.approval(event);
       if (event.type !== "start") setStatus("Assistant is writing…");
     },
     reasoning(delta) {
@@ -478,14 +540,22 @@ function assistantBubble() {
     input(event) {
       inputs.set(event.toolCallId, { name: event.toolName, arguments: event.input });
     },
-    tool(event) {
+    toolList() {
       if (!tools) {
         tools = document.createElement("ul");
         tools.className = "tools";
         tools.setAttribute("aria-label", "Actions taken");
         item.append(tools);
       }
-      const call = { ...inputs.get(event.toolCallId), result: event.output };
+      return tools;
+    },
+    approval(event) {
+      const call = { ...inputs.get(event.toolCallId), approval: { id: event.approvalId } };
+      this.toolList().append(pendingLine(call));
+    },
+    tool(event) {
+      this.toolList();
+      const call = { name: "tool", ...inputs.get(event.toolCallId), result: event.output };
       const line = document.createElement("li");
       line.className = call.result?.success ? "tool" : "tool tool-failed";
       line.textContent = describeToolCall(call);

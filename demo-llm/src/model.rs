@@ -189,6 +189,10 @@ fn failure(result: &Value) -> String {
 
 /// The final answer after `tool` answered `result`.
 fn summarise(tool: &str, result: &Value) -> String {
+    // The user said no to the call (tool approval): it did not run.
+    if result["denied"] == true {
+        return "All right, I left it as it is.".into();
+    }
     if result["success"] != true {
         return failure(result);
     }
@@ -577,6 +581,18 @@ mod tests {
             says(next_step(&missing)),
             "I couldn't do that: Task 9 not found."
         );
+    }
+
+    #[test]
+    fn a_declined_call_is_answered_as_left_alone() {
+        let messages = after(
+            user("delete task 3"),
+            "delete_task",
+            json!({"task_id": 3}),
+            json!({"success": false, "denied": true, "message": "The user declined this delete_task call; it did not run."}),
+        );
+
+        assert_eq!(says(next_step(&messages)), "All right, I left it as it is.");
     }
 
     #[test]

@@ -284,13 +284,13 @@ test("Regenerate keeps the old answer as a version, Edit runs from the edited me
     // Edit the question: the turn runs from there; the old question and its answers are
     // version 1 of the question.
     await question().getByRole("button", { name: "Edit" }).click();
-    await page.getByLabel("Edit message").fill("Add a task to water the plants");
+    await page.getByLabel("Edit message").fill("Add a task to feed the cat");
     await shot(page, "16-editing");
     await page.getByRole("button", { name: "Save" }).click();
     await page.locator('#chat[aria-busy="false"]').waitFor();
-    await page.getByText(/Added task #\d+: water the plants/).waitFor();
+    await page.getByText(/Added task #\d+: feed the cat/).waitFor();
     await question().getByRole("navigation", { name: "Versions of this message" }).getByText("2/2").waitFor();
-    assert.equal(await question().locator(".content").textContent(), "Add a task to water the plants");
+    assert.equal(await question().locator(".content").textContent(), "Add a task to feed the cat");
     await shot(page, "17-edited");
 
     // Back to the first question: its own answers (and their versions) come back with it.
@@ -304,6 +304,45 @@ test("Regenerate keeps the old answer as a version, Edit runs from the edited me
     await page.reload();
     await question().getByText("1/2").waitFor();
     assert.equal(await question().locator(".content").textContent(), "What can you do?");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a delete the assistant asks for waits for Approve or Deny, still waits after a reload, and runs only when approved", async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+    await signIn(page, PAGE_URL);
+    const panel = page.getByRole("complementary", { name: "Tasks" });
+    await panel.getByLabel("New task").fill("Post the stamps");
+    await panel.getByRole("button", { name: "Add" }).click();
+    const task = panel.getByRole("checkbox", { name: /Post the stamps/ });
+    await task.waitFor();
+
+    // The model asks to delete it: the call waits, naming the task.
+    await say(page, "delete post the stamps");
+    const pending = page.locator("li.pending", { hasText: /Delete task #\d+: Post the stamps\?/ });
+    await pending.waitFor();
+    await page.getByText("Waiting for your approval.").waitFor();
+    await shot(page, "19-approval-pending");
+
+    // Still waiting after a reload; denied, it never runs.
+    await page.reload();
+    await pending.waitFor();
+    await pending.getByRole("button", { name: /^Deny/ }).click();
+    await page.locator('#chat[aria-busy="false"]').waitFor();
+    await page.getByText("All right, I left it as it is.").waitFor();
+    assert.equal(await task.count(), 1, "the task is still there");
+    assert.equal(await page.locator("li.pending button:enabled").count(), 0);
+
+    // Asked again and approved: it runs.
+    await say(page, "delete post the stamps");
+    await page.locator("li.pending button:enabled", { hasText: "Approve" }).click();
+    await page.locator('#chat[aria-busy="false"]').waitFor();
+    await page.getByText(/I deleted task #\d+ “Post the stamps”/).waitFor();
+    await shot(page, "20-approved-and-deleted");
+    await task.waitFor({ state: "detached" });
   } finally {
     await browser.close();
   }

@@ -4,7 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { AbstractChat, DefaultChatTransport, validateUIMessages } from 'ai';
+import {
+  AbstractChat,
+  DefaultChatTransport,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+  validateUIMessages,
+} from 'ai';
 
 const api = process.env.API_URL;
 // A user of its own: the other tests run beside it.
@@ -213,4 +218,55 @@ test('regenerate and edit through the chat machinery keep the old versions, and 
   assert.deepEqual(textOf(earlier[0]), ['hello there']);
   assert.equal(earlier[1].id, secondAnswer);
   assert.deepEqual(earlier[1].metadata.versions, [firstAnswer, secondAnswer]);
+});
+
+test('tool approval through the chat machinery: addToolApprovalResponse denies one delete and approves another', async () => {
+  const id = randomUUID();
+  const chat = new Chat({
+    id,
+    transport: transportTo(api),
+    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+  });
+  const deletion = (state) => chat.lastMessage.parts.find(
+    (p) => p.type === 'tool-delete_task' && (state === undefined || p.state === state),
+  );
+  const settled = async (state) => {
+    while (!(chat.status === 'ready' && deletion(state))) await sleep(20);
+  };
+  await chat.sendMessage({ text: 'Add a task to buy tea' });
+  await chat.sendMessage({ text: 'Add a task to buy coffee' });
+
+  // The model asks to delete "buy tea": the call waits; denied, it never runs.
+  await chat.sendMessage({ text: 'delete buy tea' });
+  const asked = deletion('approval-requested');
+  assert.ok(asked, 'the delete waits for approval');
+  const waitingId = chat.lastMessage.id;
+  await chat.addToolApprovalResponse({ id: asked.approval.id, approved: false, reason: 'still need tea' });
+  await settled('output-denied');
+  assert.equal(chat.lastMessage.id, waitingId, 'the turn continued in the same message');
+  assert.deepEqual(textOf(chat.lastMessage).join(''), 'All right, I left it as it is.');
+
+  // Asked to delete "buy coffee" and approved: it runs, with the arguments the model gave.
+  await chat.sendMessage({ text: 'delete buy coffee' });
+  await chat.addToolApprovalResponse({ id: deletion('approval-requested').approval.id, approved: true });
+  await settled('output-available');
+  const ran = deletion('output-available');
+  assert.equal(ran.output.task.title, 'buy coffee');
+  assert.equal(ran.approval.approved, true);
+  assert.equal(chat.error, undefined);
+
+  // What the chat assembled is what the server stored.
+  const stored = await storedUiMessages(api, id);
+  assert.equal(stored.length, chat.messages.length);
+  for (const [i, message] of chat.messages.entries()) {
+    assert.equal(stored[i].id === message.id || message.role === 'user', true);
+    assert.deepEqual(
+      toolsOf(stored[i]).map(({ type, state, input }) => ({ type, state, input })),
+      toolsOf(message).map(({ type, state, input }) => ({ type, state, input })),
+    );
+    assert.deepEqual(textOf(stored[i]), textOf(message).length ? [textOf(message).join('')] : []);
+  }
+  const tasks = await fetch(`${api}/api/${user}/tasks?status=pending`, { headers: authorization });
+  const titles = (await tasks.json()).tasks.map((t) => t.title);
+  assert.ok(titles.includes('buy tea') && !titles.includes('buy coffee'), titles.join(', '));
 });
