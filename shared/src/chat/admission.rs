@@ -11,15 +11,13 @@ use super::{
     finishing::{self, TurnReply, title_for},
     input::{ChatRequest, Conversation, IdempotencyKey, Intent, MessageRef, MessageText},
     relay::RELAY_EVERY,
-    turn::{Continuation, Turn, TurnIds},
+    turn::{Turn, TurnIds},
 };
 use crate::{
-    agent::approval::Decided,
     app::App,
     auth::UserId,
     db::{
         self,
-        approvals::{Answer, PausedTurn},
         turns::{KeyedState, KeyedTurn, Refusal},
     },
     llm::Reasoning,
@@ -85,44 +83,6 @@ impl Turn {
             deadline,
             continuation: None,
         }
-    }
-
-    /// The continuation `id` of the paused turn `paused`, its held calls `decided`.
-    fn continuing(
-        client: db::Client,
-        id: Uuid,
-        conversation_id: Uuid,
-        paused: PausedTurn,
-        decided: Vec<Decided>,
-        deadline: Instant,
-    ) -> Result<Self, ChatError> {
-        let invariant = |what: &str, e: serde_json::Error| {
-            ChatError::Db(db::DbError::Invariant(format!("paused turn's {what}: {e}")))
-        };
-        let continuation = Continuation {
-            messages: serde_json::from_value(paused.messages)
-                .map_err(|e| invariant("messages", e))?,
-            decided,
-            content: paused.content,
-            tool_calls: serde_json::from_value(paused.tool_calls)
-                .map_err(|e| invariant("tool calls", e))?,
-            reasoning: serde_json::from_value(paused.reasoning).unwrap_or_default(),
-        };
-        Ok(Turn {
-            client,
-            id,
-            ids: TurnIds {
-                conversation_id,
-                user_message_id: paused.user_message_id,
-                assistant_message_id: paused.assistant_message_id,
-            },
-            text: paused.user_message,
-            new_conversation: false,
-            keyed: true,
-            resumed: true,
-            deadline,
-            continuation: Some(continuation),
-        })
     }
 
     /// Stores the user message and takes the conversation's lease, in one statement; an AI
@@ -261,18 +221,6 @@ pub async fn admit(
 ) -> Result<Admission, ChatError> {
     let deadline = Instant::now() + app.config.turn_deadline;
     let client = app.db.get().await?;
-    if let Intent::Continue { message, answers } = &request.intent {
-        return continuation(
-            app,
-            user,
-            &request,
-            message.as_ref(),
-            answers,
-            client,
-            deadline,
-        )
-        .await;
-    }
     let Some(key) = key else {
         let mut turn = Turn::fresh(client, &request, false, deadline);
         turn.begin(app, user, &request, None).await?;
@@ -321,7 +269,7 @@ pub async fn admit(
 }
 
 /// The stored answer of a keyed turn that completed.
-fn replay(earlier: KeyedTurn) -> TurnReply {
+pub(super) fn replay(earlier: KeyedTurn) -> TurnReply {
     let KeyedState::Completed {
         message_id,
         content,
@@ -352,154 +300,7 @@ fn replay(earlier: KeyedTurn) -> TurnReply {
     }
 }
 
-/// Admits the continuation of the paused turn of `request`'s conversation: the user's
-/// `answers` are matched to the calls it holds (same user, conversation and message, not
-/// answered yet), and the turn continues in the same assistant message. Keyed by the
-/// approvals answered, so a resent answer replays (or resumes) that continuation and never
-/// runs a call twice; a different answer to an answered approval is refused.
-async fn continuation(
-    app: &App,
-    user: &UserId,
-    request: &ChatRequest,
-    named: Option<&MessageRef>,
-    answers: &[Answer],
-    client: db::Client,
-    deadline: Instant,
-) -> Result<Admission, ChatError> {
-    let conversation_id = match request.conversation {
-        Conversation::Existing(id) | Conversation::Chat(id) => id,
-        Conversation::New => return Err(ChatError::ApprovalNotFound),
-    };
-    let key = approvals_key(answers);
-    let fingerprint = fingerprint(request);
-    if let Some(earlier) = db::turns::find_keyed(&client, user, &key).await? {
-        if earlier.request_hash != fingerprint {
-            return Err(Refusal::Answered.into());
-        }
-        return match earlier.state {
-            KeyedState::Completed { .. } => Ok(Admission::Replay(replay(earlier))),
-            KeyedState::InProgress => Err(Refusal::Busy.into()),
-            KeyedState::Resumable => {
-                // Its answers are recorded: the journal keeps an approved call from running again.
-                let paused = db::approvals::paused(&client, user, conversation_id)
-                    .await?
-                    .filter(|paused| paused.user_message_id == earlier.user_message_id)
-                    .ok_or(Refusal::Answered)?;
-                let decided = paused
-                    .calls
-                    .iter()
-                    .filter_map(|held| {
-                        Some(Decided {
-                            call: held.call.clone(),
-                            approved: held.approved?,
-                            reason: held.reason.clone(),
-                        })
-                    })
-                    .collect();
-                let turn = Turn::continuing(
-                    client,
-                    earlier.id,
-                    conversation_id,
-                    paused,
-                    decided,
-                    deadline,
-                )?;
-                db::turns::resume(
-                    &turn.client,
-                    user,
-                    turn.id,
-                    conversation_id,
-                    turn_limits(app),
-                )
-                .await??;
-                Ok(Admission::Run(Box::new(turn)))
-            }
-        };
-    }
-    let paused = db::approvals::paused(&client, user, conversation_id)
-        .await?
-        .filter(|paused| named.is_none_or(|named| named.id() == Some(paused.assistant_message_id)));
-    let Some(paused) = paused else {
-        // Answered before (or denied when the user moved on), or never this conversation's.
-        let ids: Vec<Uuid> = answers.iter().map(|a| a.approval_id).collect();
-        return Err(
-            match db::approvals::answered(&client, user, conversation_id, &ids).await? {
-                true => Refusal::Answered.into(),
-                false => ChatError::ApprovalNotFound,
-            },
-        );
-    };
-    for answer in answers {
-        let held = paused
-            .calls
-            .iter()
-            .find(|held| held.call.approval_id == answer.approval_id)
-            .ok_or(ChatError::ApprovalNotFound)?;
-        if held.approved.is_some() {
-            return Err(Refusal::Answered.into());
-        }
-    }
-    let unanswered: Vec<String> = paused
-        .calls
-        .iter()
-        .filter(|held| {
-            !answers
-                .iter()
-                .any(|a| a.approval_id == held.call.approval_id)
-        })
-        .map(|held| held.call.approval_id.to_string())
-        .collect();
-    if !unanswered.is_empty() {
-        return Err(ChatError::ApprovalsMissing(unanswered));
-    }
-    let turn_id = Uuid::new_v4();
-    let new_turn = db::turns::NewTurn {
-        id: turn_id,
-        user,
-        message_id: paused.assistant_message_id,
-        content: "",
-        idempotency: Some((&key, &fingerprint)),
-        limits: turn_limits(app),
-    };
-    let decided = db::approvals::begin_continuation(
-        &client,
-        new_turn,
-        conversation_id,
-        paused.assistant_message_id,
-        paused.user_message_id,
-        answers,
-    )
-    .await??;
-    let decided = paused
-        .calls
-        .iter()
-        .filter_map(|held| {
-            let (_, approved, reason) = decided
-                .iter()
-                .find(|(id, _, _)| *id == held.call.approval_id)?;
-            Some(Decided {
-                call: held.call.clone(),
-                approved: *approved,
-                reason: reason.clone(),
-            })
-        })
-        .collect();
-    let turn = Turn::continuing(client, turn_id, conversation_id, paused, decided, deadline)?;
-    Ok(Admission::Run(Box::new(turn)))
-}
-
-/// The key of the continuation that answers `answers`: one per set of approvals.
-fn approvals_key(answers: &[Answer]) -> String {
-    let mut digest = Sha256::new();
-    for answer in answers {
-        digest.update(answer.approval_id.as_bytes());
-    }
-    let digest = digest.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("approvals:{hex}")
-}
-
-fn turn_limits(app: &App) -> db::turns::TurnLimits {
+pub(super) fn turn_limits(app: &App) -> db::turns::TurnLimits {
     db::turns::TurnLimits {
         per_minute: app.config.rate_limit_per_minute,
         // Outlives the turn's deadline, so only a crashed invocation ever lets it lapse.
@@ -510,7 +311,7 @@ fn turn_limits(app: &App) -> db::turns::TurnLimits {
 
 /// What identifies a request for idempotency: the conversation, the trimmed message, and
 /// for a regenerate or edit, which message it revises.
-fn fingerprint(request: &ChatRequest) -> String {
+pub(super) fn fingerprint(request: &ChatRequest) -> String {
     let conversation = match request.conversation {
         Conversation::New => "new".to_owned(),
         Conversation::Existing(id) | Conversation::Chat(id) => id.to_string(),

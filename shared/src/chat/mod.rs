@@ -1,6 +1,6 @@
 //! One chat turn, top to bottom: [`input`] parses what the client sent, [`admission`]
 //! decides whether the turn may run (idempotency key, stored user message, rate limit,
-//! conversation lease), [`running`] rebuilds the prompt, runs the agent and stores its reply
+//! conversation lease; [`continuation`] for a turn that waited for the user's approvals), [`running`] rebuilds the prompt, runs the agent and stores its reply
 //! (or, when anything fails, releases the lease), [`finishing`] shapes what a finished turn
 //! leaves: the answer, its metric line, a new conversation's title. [`relay`] shares a
 //! running turn with other instances (its stream for followers, the stop asked of it).
@@ -10,6 +10,7 @@
 //! gathers them.
 
 mod admission;
+mod continuation;
 mod error;
 mod finishing;
 mod input;
@@ -17,7 +18,7 @@ mod relay;
 mod running;
 mod turn;
 
-pub use admission::{Admission, admit};
+pub use admission::Admission;
 pub use error::{ChatError, StoredUserMessage};
 pub use finishing::{FinishReason, PendingApproval, TurnReply, title_for};
 pub use input::{
@@ -29,6 +30,23 @@ pub use running::{HISTORY_LIMIT, run};
 pub use turn::{Turn, TurnIds};
 
 use crate::{agent, app::App, auth::UserId};
+
+/// Admits a turn for `user`: a new message, an edit or a regenerate (`admission`), or the
+/// continuation of a turn that waits for approvals (`continuation`); or answers the stored
+/// reply of a keyed retry.
+pub async fn admit(
+    app: &App,
+    user: &UserId,
+    request: ChatRequest,
+    key: Option<&IdempotencyKey>,
+) -> Result<Admission, ChatError> {
+    match &request.intent {
+        Intent::Continue { message, answers } => {
+            continuation::admit(app, user, &request, message.as_ref(), answers).await
+        }
+        _ => admission::admit(app, user, request, key).await,
+    }
+}
 
 /// Runs one turn for `user`: exactly once per idempotency key, one at a time per
 /// conversation.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     Client, DbError,
-    turns::{LEASE_FREE, NewTurn, RETRY_AFTER, Refusal, rate_cte},
+    claim::{LEASE_FREE, NewTurn, RETRY_AFTER, Refusal, rate_cte},
 };
 use crate::auth::UserId;
 

@@ -6,6 +6,7 @@
 //! (or a pooler that queues queries for it) costs a request seconds, never its whole timeout.
 
 pub mod approvals;
+mod claim;
 pub mod conversations;
 pub mod messages;
 pub mod retention;

@@ -10,7 +10,7 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::{Client, DbError, turns::LEASE_FREE};
+use super::{Client, DbError, claim::LEASE_FREE};
 use crate::auth::UserId;
 
 /// CTEs that keep the active path from `claimed.position` on as a new branch `:branch_id`
