@@ -26,6 +26,10 @@ CREATE INDEX tool_approvals_pending_idx ON tool_approvals (conversation_id) WHER
 -- last), to continue from once the approvals are answered; NULL otherwise.
 ALTER TABLE messages ADD COLUMN paused jsonb;
 
+-- A new message finds the one that waits (to deny what it holds) without reading the others.
+CREATE INDEX messages_waiting_idx ON messages (conversation_id)
+    WHERE finish_reason = 'approval_required';
+
 ALTER TABLE messages DROP CONSTRAINT messages_finish_reason_check,
     ADD CONSTRAINT messages_finish_reason_check
         CHECK (finish_reason IN ('stop', 'abort', 'approval_required'));
