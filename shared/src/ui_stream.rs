@@ -2,8 +2,8 @@
 //! the `ai` npm package reads it: server-sent events whose data are JSON chunks
 //! (`start`, `start-step`, `reasoning-start`/`reasoning-delta`/`reasoning-end`,
 //! `text-start`/`text-delta`/`text-end`, `tool-input-available`,
-//! `tool-output-available`, `finish-step`, `finish`, `abort`, `error`), ending with
-//! `data: [DONE]`.
+//! `tool-output-available`, `tool-approval-request`, `tool-output-denied`, `finish-step`,
+//! `finish`, `abort`, `error`), ending with `data: [DONE]`.
 //! A client using the SDK's `useChat` assembles them into one assistant message.
 
 use bytes::Bytes;
