@@ -96,9 +96,16 @@ pub async fn admit(
                     .await?
                     .filter(|paused| paused.user_message_id == earlier.user_message_id)
                     .ok_or(Refusal::Answered)?;
+                // Only the calls these answers decided: a message that paused twice also
+                // holds the first pause's, which its own continuation resolved.
                 let decided = paused
                     .calls
                     .iter()
+                    .filter(|held| {
+                        answers
+                            .iter()
+                            .any(|a| a.approval_id == held.call.approval_id)
+                    })
                     .filter_map(|held| {
                         Some(Decided {
                             call: held.call.clone(),
@@ -154,9 +161,10 @@ pub async fn admit(
         .calls
         .iter()
         .filter(|held| {
-            !answers
-                .iter()
-                .any(|a| a.approval_id == held.call.approval_id)
+            held.approved.is_none()
+                && !answers
+                    .iter()
+                    .any(|a| a.approval_id == held.call.approval_id)
         })
         .map(|held| held.call.approval_id.to_string())
         .collect();

@@ -263,8 +263,9 @@ pub async fn begin_continuation(
                        AND user_id = :user AND branch_id IS NULL
                        AND finish_reason = 'approval_required'
                        AND NOT EXISTS (
-                           SELECT 1 FROM tool_approvals
-                           WHERE assistant_message_id = :message_id AND approved IS NOT NULL)
+                           SELECT 1 FROM tool_approvals t
+                           JOIN jsonb_to_recordset(:answers) AS a(id uuid) ON a.id = t.id
+                           WHERE t.approved IS NOT NULL)
                  ),
                  eligible AS (SELECT 1 FROM existing, waiting WHERE existing.free),
                  {},

@@ -359,3 +359,49 @@ async fn streamed_turns_ask_for_approval_and_continue_in_the_same_message() {
     assert_eq!(continued.text(), "Deleted.");
     assert!(app.tasks_of("alice").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_turn_that_asks_again_after_an_approval_waits_again_and_each_delete_runs_once() {
+    let app = app_with_tasks().await;
+    let paused = app.paused_delete().await;
+    app.llm_script(vec![
+        tool_calls(&[("call_del2", "delete_task", r#"{"task_id": 2}"#)]),
+        completion("Both gone."),
+    ])
+    .await;
+    let conversation = &paused["conversation_id"];
+
+    let (status, again) = app
+        .answer(
+            "alice",
+            conversation,
+            json!([{"approval_id": approval_of(&paused), "approved": true}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["finish_reason"], "approval_required");
+    assert_eq!(
+        again["pending_approvals"][0]["arguments"],
+        json!({"task_id": 2})
+    );
+    assert_eq!(app.titles().await, ["bread"]);
+    let (status, done) = app
+        .answer(
+            "alice",
+            conversation,
+            json!([{"approval_id": approval_of(&again), "approved": true}]),
+        )
+        .await;
+
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["response"], "Both gone.");
+    assert_eq!(done["assistant_message_id"], paused["assistant_message_id"]);
+    let calls = done["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["approval"]["approved"] == true && c["result"]["success"] == true)
+    );
+    assert!(app.titles().await.is_empty());
+}
