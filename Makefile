@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test bench migrate package deploy-check fmt lint
+.PHONY: dev test bench load migrate package deploy-check fmt lint
 
 ## Serve every function on http://localhost:9000 (local Postgres unless DATABASE_URL is set).
 dev:
@@ -12,6 +12,11 @@ test:
 ## Speed, memory, round trips and sizes; prints a table and writes BENCHMARKS.md.
 bench:
 	@scripts/bench.sh
+
+## A few minutes of hundreds of users, with faults, at the deployed shape; checks invariants
+## afterwards and writes its figures to BENCHMARKS.md (not part of `make test`).
+load:
+	@scripts/load.sh
 
 ## Apply migrations to DATABASE_URL (use Neon's direct, non-pooler URL in production).
 migrate:

@@ -4,6 +4,7 @@
 # CA; clients trust it through SSL_CERT_FILE, never the system store). For tests.
 #   scripts/pgbouncer.sh start NAME PORT UPSTREAM_PORT [notls]   prints the pooled URL (no database)
 #   scripts/pgbouncer.sh ca NAME                                 prints the CA file clients must trust
+#   scripts/pgbouncer.sh restart NAME                            stops it and starts it again, same config and CA
 #   scripts/pgbouncer.sh stop NAME
 #   scripts/pgbouncer.sh install                                 installs it (Debian's package) if missing
 # PgBouncer refuses to run as root, so as root it runs as the `postgres` OS user.
@@ -81,6 +82,7 @@ client_tls_key_file = $dir/server.key
 client_tls_cert_file = $dir/server.crt
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
+admin_users = $user
 INI
     [ "$tls" = tls ] || sed -i '/client_tls_\(key\|cert\)_file/d' "$dir/pgbouncer.ini"
     [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
@@ -92,7 +94,16 @@ INI
     echo "postgres://$user:$password@localhost:$port/?sslmode=$sslmode"
     ;;
   ca) echo "$dir/ca.crt" ;;
+  restart)
+    stop
+    as_db_user pgbouncer -d -q "$dir/pgbouncer.ini"
+    port=$(sed -n 's/^listen_port = //p' "$dir/pgbouncer.ini")
+    for _ in $(seq 50); do
+      (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.1
+    done
+    ;;
   install) ensure_installed ;;
   stop) stop; rm -rf "$dir" ;;
-  *) echo "usage: pgbouncer.sh start|ca|stop NAME ..." >&2; exit 2 ;;
+  *) echo "usage: pgbouncer.sh start|ca|restart|stop NAME ..." >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 //! `demo-llm [PORT]`: serves the demo model on 127.0.0.1:PORT (default 9100) until killed.
 //! `DEMO_LLM_PACE_MS` sets the pause before each streamed chunk (default 0);
-//! `DEMO_LLM_REASONING=1` makes it a reasoning model (default off).
+//! `DEMO_LLM_REASONING=1` makes it a reasoning model (default off); `DEMO_LLM_FAIL_EVERY=N`
+//! and `DEMO_LLM_STALL_EVERY=N` answer every N-th request with 503 or never (`make load`).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -20,5 +21,20 @@ async fn main() -> std::io::Result<()> {
         .and_then(|ms| ms.parse().ok())
         .map_or(Duration::ZERO, Duration::from_millis);
     let reasoning = std::env::var("DEMO_LLM_REASONING").is_ok_and(|v| v == "1");
-    demo_llm::server::serve(listener, demo_llm::server::Style { pace, reasoning }).await
+    let every = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let faults = demo_llm::server::Faults {
+        fail_every: every("DEMO_LLM_FAIL_EVERY"),
+        stall_every: every("DEMO_LLM_STALL_EVERY"),
+    };
+    let style = demo_llm::server::Style {
+        pace,
+        reasoning,
+        faults,
+    };
+    demo_llm::server::serve(listener, style).await
 }

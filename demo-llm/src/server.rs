@@ -1,6 +1,13 @@
 //! HTTP: `POST /v1/chat/completions` (and `/chat/completions`), answered by the demo model.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -26,6 +33,20 @@ pub struct Style {
     /// Whether it is a reasoning model: each answer carries a thought, and, as DeepSeek
     /// does, a request whose tool-call messages come back without theirs is refused.
     pub reasoning: bool,
+    /// The faults of a load test: every `fail_every`-th request is answered 503, every
+    /// `stall_every`-th never answers; 0 turns either off. A `[think N]` mark in the
+    /// conversation's last user message makes every answer to it wait N ms first (and is
+    /// not part of what the model reads), so a load test knows how long the model took.
+    pub faults: Faults,
+}
+
+/// The faults a load test asks of the model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Answer every n-th request with 503 (0: never).
+    pub fail_every: u64,
+    /// Leave every n-th request unanswered (0: never).
+    pub stall_every: u64,
 }
 
 impl Style {
@@ -33,9 +54,16 @@ impl Style {
     pub fn paced(pace: Duration) -> Self {
         Self {
             pace,
-            reasoning: false,
+            ..Self::default()
         }
     }
+}
+
+/// What a request handler shares: the style, and how many requests came so far.
+#[derive(Debug, Clone, Default)]
+struct Shared {
+    style: Style,
+    requests: Arc<AtomicU64>,
 }
 
 /// The demo model's routes.
@@ -43,7 +71,10 @@ pub fn router(style: Style) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(complete))
         .route("/chat/completions", post(complete))
-        .with_state(style)
+        .with_state(Shared {
+            style,
+            requests: Arc::default(),
+        })
 }
 
 /// Serves the demo model on `listener` until the process ends.
@@ -73,8 +104,18 @@ pub fn spawn(style: Style) -> String {
     url
 }
 
-async fn complete(State(style): State<Style>, body: Bytes) -> Response {
-    let request = match Request::parse(&body) {
+async fn complete(State(shared): State<Shared>, body: Bytes) -> Response {
+    let style = shared.style;
+    let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let every = |k: u64| k > 0 && n.is_multiple_of(k);
+    if every(style.faults.stall_every) {
+        std::future::pending::<()>().await;
+    }
+    if every(style.faults.fail_every) {
+        let error = json!({"error": {"message": "injected fault", "type": "server_error"}});
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(error)).into_response();
+    }
+    let mut request = match Request::parse(&body) {
         Ok(request) => request,
         Err(message) => {
             let error = json!({"error": {"message": message, "type": "invalid_request_error"}});
@@ -87,6 +128,9 @@ async fn complete(State(style): State<Style>, body: Bytes) -> Response {
         .flatten()
     {
         return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
+    if let Some(think) = take_think_mark(&mut request.messages) {
+        tokio::time::sleep(think).await;
     }
     let step = next_step(&request.messages);
     let thought = style.reasoning.then(|| thought(&step));
@@ -109,6 +153,17 @@ async fn complete(State(style): State<Style>, body: Bytes) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Removes a `[think N]` mark from the last user message, and says how long to wait.
+fn take_think_mark(messages: &mut [serde_json::Value]) -> Option<Duration> {
+    let last = messages.iter_mut().rev().find(|m| m["role"] == "user")?;
+    let content = last["content"].as_str()?;
+    let rest = content.strip_prefix("[think ")?;
+    let (ms, text) = rest.split_once(']')?;
+    let wait = Duration::from_millis(ms.trim().parse().ok()?);
+    last["content"] = json!(text.trim_start());
+    Some(wait)
 }
 
 /// `frames` as a body that waits `pace` before each.

@@ -71,6 +71,9 @@ struct Bench {
 }
 
 // The same runtime flavour as the functions, so in-process figures match theirs.
+/// Where `make load`'s section of `BENCHMARKS.md` begins (the file's last section).
+const LOAD_SECTION: &str = "## Load test (`make load`)";
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let server_url = std::env::var("BENCH_DATABASE_URL")
@@ -111,6 +114,14 @@ async fn main() {
     println!("{report}");
     if only.is_none() {
         let path = workspace().join("BENCHMARKS.md");
+        // The last `make load` run's section (written by it) stays.
+        let load = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(LOAD_SECTION).map(|at| old[at..].to_owned()));
+        let report = match load {
+            Some(load) => format!("{}\n\n{load}", report.trim_end()),
+            None => report,
+        };
         std::fs::write(&path, report).expect("write BENCHMARKS.md");
         println!("written to {}", path.display());
     }

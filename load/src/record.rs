@@ -1,0 +1,202 @@
+//! What the users saw, gathered across them, and the run's report.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
+
+use goose::metrics::GooseMetrics;
+
+use crate::{Settings, checks::Outcome, faults::Injected};
+
+/// A turn the service acknowledged (200, or a stream's `finish`).
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub assistant_message_id: String,
+    /// The task a tool turn asked for, which must exist exactly once.
+    pub task_title: Option<String>,
+}
+
+/// How long an acknowledged turn took, and how much of that the model was told to take.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub kind: String,
+    pub total: Duration,
+    pub paced: Duration,
+}
+
+/// Everything recorded.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub acks: Vec<Ack>,
+    pub turns: Vec<Turn>,
+    /// Answers by status, and by error code (`status code`).
+    pub statuses: BTreeMap<String, u64>,
+    pub retries: u64,
+    pub retries_mismatched: u64,
+}
+
+static RECORD: OnceLock<Mutex<Record>> = OnceLock::new();
+
+impl Record {
+    fn with(f: impl FnOnce(&mut Record)) {
+        let mut record = RECORD
+            .get_or_init(Mutex::default)
+            .lock()
+            .expect("the record lock is never poisoned");
+        f(&mut record);
+    }
+
+    /// Counts an answer (status 0: no HTTP answer at all).
+    pub fn status(status: u16, code: Option<&str>) {
+        let key = match code {
+            Some(code) => format!("{status} {code}"),
+            None => status.to_string(),
+        };
+        Self::with(|r| *r.statuses.entry(key).or_default() += 1);
+    }
+
+    pub fn ack(ack: Ack) {
+        Self::with(|r| r.acks.push(ack));
+    }
+
+    pub fn turn(turn: Turn) {
+        Self::with(|r| r.turns.push(turn));
+    }
+
+    /// A keyed retry, and whether it answered the stored turn.
+    pub fn retry(same: bool) {
+        Self::with(|r| {
+            r.retries += 1;
+            r.retries_mismatched += u64::from(!same);
+        });
+    }
+
+    /// Everything recorded so far.
+    pub fn take() -> Record {
+        let mut taken = Record::default();
+        Self::with(|r| std::mem::swap(r, &mut taken));
+        taken
+    }
+
+    /// Answers with status 500, whatever the code.
+    pub fn server_errors(&self) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(key, _)| key.split(' ').next() == Some("500"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at]
+}
+
+/// The run's report, as a Markdown section of `BENCHMARKS.md`.
+pub fn report(
+    settings: &Settings,
+    record: &Record,
+    injected: &Injected,
+    outcome: &Outcome,
+    metrics: &GooseMetrics,
+    elapsed: Duration,
+) -> String {
+    let mut out = String::from("## Load test (`make load`)\n\n");
+    out.push_str(&format!(
+        "Written by `make load` on {} cores: {} simulated users (goose {}) for {} s, against the \
+         functions served by `cargo lambda watch` (several instances each), through PgBouncer \
+         (transaction mode, TLS) to a local Postgres 15; the demo model takes 1 to 3 s per \
+         answer (told by each message), answers every 40th request 503 and leaves every 150th \
+         unanswered. Faults injected: {}. The whole run took {:.0} s.\n\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        settings.users,
+        "0.18",
+        settings.seconds,
+        injected.describe(),
+        elapsed.as_secs_f64(),
+    ));
+    out.push_str("| measure | figure |\n| --- | --- |\n");
+    let seconds = settings.seconds as f64;
+    out.push_str(&format!(
+        "| turns acknowledged (JSON 200 or stream `finish`), per second | {} ({:.1}/s) |\n",
+        record.acks.len(),
+        record.acks.len() as f64 / seconds
+    ));
+    let requests: usize = metrics
+        .requests
+        .values()
+        .map(|r| r.success_count + r.fail_count)
+        .sum();
+    out.push_str(&format!(
+        "| HTTP requests, per second | {requests} ({:.1}/s) |\n",
+        requests as f64 / seconds
+    ));
+    let mut kinds: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for turn in &record.turns {
+        let overhead = turn.total.saturating_sub(turn.paced).as_secs_f64() * 1000.0;
+        kinds.entry(turn.kind.as_str()).or_default().push(overhead);
+    }
+    for (kind, mut overheads) in kinds {
+        overheads.sort_by(f64::total_cmp);
+        out.push_str(&format!(
+            "| {kind}: our overhead (total less the model's time), p50 / p99 ({} turns) | {:.1} ms / {:.1} ms |\n",
+            overheads.len(),
+            percentile(&overheads, 0.5),
+            percentile(&overheads, 0.99)
+        ));
+    }
+    let answers: Vec<String> = record
+        .statuses
+        .iter()
+        .map(|(key, n)| format!("{key}: {n}"))
+        .collect();
+    out.push_str(&format!(
+        "| answers by status and code (0: no HTTP answer) | {} |\n",
+        answers.join(", ")
+    ));
+    out.push_str(&format!(
+        "| keyed retries answered with the stored turn | {} of {} |\n",
+        record.retries - record.retries_mismatched,
+        record.retries
+    ));
+    out.push_str(&format!(
+        "| pooler's server connections, most at once | {} |\n",
+        injected.most_server_connections
+    ));
+    out.push_str(&format!(
+        "| invariants checked / violated | {} / {} |\n",
+        outcome.checked.len(),
+        outcome.violations.len()
+    ));
+    out.push_str("\nChecked afterwards, in the database: ");
+    out.push_str(&outcome.checked.join("; "));
+    out.push_str(".\n");
+    if !outcome.violations.is_empty() {
+        out.push_str("\n**Violated:**\n");
+        for violation in &outcome.violations {
+            out.push_str(&format!("- {violation}\n"));
+        }
+    }
+    out
+}
+
+/// Puts `report` in `BENCHMARKS.md` in place of an earlier load test's section (the last
+/// section of the file; `make bench` keeps it when it rewrites the rest).
+pub fn write_to_benchmarks(report: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let kept = match current.find("## Load test (`make load`)") {
+        Some(at) => &current[..at],
+        None => current.as_str(),
+    };
+    let updated = format!("{}\n{report}", kept.trim_end());
+    if let Err(e) = std::fs::write(&path, updated) {
+        eprintln!("load: could not write {}: {e}", path.display());
+    }
+}
