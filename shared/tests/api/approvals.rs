@@ -405,3 +405,78 @@ async fn a_turn_that_asks_again_after_an_approval_waits_again_and_each_delete_ru
     );
     assert!(app.titles().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_ai_sdks_answer_runs_the_recorded_arguments_whatever_input_the_client_sends_back() {
+    let delete_round = vec![
+        chunk(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_del",
+                "type": "function", "function": {"name": "delete_task",
+                "arguments": "{\"task_id\":1}"}}]}),
+            Some("tool_calls"),
+        ),
+        usage(),
+        done(),
+    ];
+    let (app, llm) = app_over(
+        vec![delete_round, text_answer(&["Deleted."])],
+        &[("TOOL_APPROVAL", "delete_task")],
+    )
+    .await;
+    app.seed_task("alice", "milk", false).await;
+    app.seed_task("alice", "bread", false).await;
+    let chat = uuid::Uuid::new_v4().to_string();
+    let asked = json!({"id": chat, "trigger": "submit-message", "messages": [
+        {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "delete milk"}]}]});
+    let paused = app.sdk_answer(asked).await;
+    let request = paused
+        .of_type("tool-approval-request")
+        .next()
+        .unwrap()
+        .clone();
+    let answer = paused.chunks[0]["messageId"].clone();
+
+    // What addToolApprovalResponse sends, with the part's input changed to another task.
+    let continued = app
+        .sdk_answer(
+            json!({"id": chat, "trigger": "submit-message", "messageId": answer,
+            "messages": [
+                {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "delete milk"}]},
+                {"id": answer, "role": "assistant", "parts": [{"type": "step-start"},
+                    {"type": "tool-delete_task", "toolCallId": "call_del",
+                     "state": "approval-responded", "input": {"task_id": 2},
+                     "approval": {"id": request["approvalId"], "approved": true}}]}]}),
+        )
+        .await;
+
+    assert_eq!(continued.status, 200, "{}", continued.raw);
+    assert_eq!(continued.chunks[0]["messageId"], answer);
+    assert_eq!(continued.text(), "Deleted.");
+    let titles: Vec<String> = app
+        .tasks_of("alice")
+        .await
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    assert_eq!(
+        titles,
+        ["bread"],
+        "task 1, as recorded, not the client's task 2"
+    );
+    assert_eq!(llm.requests().len(), 2);
+}
+
+impl TestApp {
+    /// `POST /api/chat` as alice with the AI SDK's `body`.
+    async fn sdk_answer(&self, body: Value) -> Streamed {
+        let request = self
+            .request(
+                lambda_http::http::Method::POST,
+                "/api/chat",
+                body.to_string(),
+            )
+            .bearer(&self.token("alice"));
+        Streamed::read(todo_chat::api::chat::handle_streaming(self.app.clone(), request.0).await)
+            .await
+    }
+}
