@@ -29,11 +29,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 PATH="$(scripts/ensure-tools.sh):$PATH"
-# DEV_RELEASE=1 serves release builds (`make load` measures them); the load test's driver is
-# built by `make load` alone.
-profile=()
-[ "${DEV_RELEASE:-0}" = 1 ] && profile=(--release)
-cargo build --quiet "${profile[@]}" --workspace --bins --exclude load
+# The load test's driver is built by `make load` alone.
+cargo build --quiet --workspace --bins --exclude load
 # Through a transaction-mode pooler (Neon's pooled URL) migrations go over the direct URL.
 DATABASE_URL=${MIGRATE_DATABASE_URL:-$DATABASE_URL} cargo run --quiet -p todo-chat --bin migrate
 
@@ -80,5 +77,5 @@ curl -N http://localhost:$port/api/demo-user/chat \\
 
 EOT
 # --disable-cors: the emulator's own permissive CORS would hide what the functions answer.
-exec cargo lambda watch "${profile[@]}" --disable-cors --invoke-address 127.0.0.1 \
-  --invoke-port "$port" --concurrency "$instances"
+exec cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$port" \
+  --concurrency "$instances"

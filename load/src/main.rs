@@ -9,7 +9,8 @@
 //!
 //! Settings (environment): `API_URL`, `BETTER_AUTH_SECRET`, `DATABASE_URL` (direct, as the
 //! superuser), `POOLER_ADMIN_URL`, `POOLER_RESTART` (a shell command), `SSL_CERT_FILE` (the
-//! pooler's CA), `LOAD_USERS` (default 200), `LOAD_SECONDS` (default 150).
+//! pooler's CA), `LOAD_USERS` (default 200), `LOAD_SECONDS` (default 150), `LOAD_INSTANCES`
+//! (what scripts/load.sh served, for the report).
 
 mod checks;
 mod faults;
@@ -31,6 +32,7 @@ pub struct Settings {
     pooler_restart: String,
     users: usize,
     seconds: usize,
+    instances: usize,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             pooler_restart: var("POOLER_RESTART"),
             users: number("LOAD_USERS", 200),
             seconds: number("LOAD_SECONDS", 150),
+            instances: number("LOAD_INSTANCES", 24),
         }
     }
 }

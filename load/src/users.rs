@@ -30,9 +30,10 @@ struct Session {
 /// The users' scenario.
 pub fn scenario() -> Result<Scenario, GooseError> {
     Ok(scenario!("chat_user")
+        // People read the answer and think before they write again.
         .set_wait_time(
-            std::time::Duration::from_secs(2),
-            std::time::Duration::from_secs(8),
+            std::time::Duration::from_secs(15),
+            std::time::Duration::from_secs(45),
         )?
         .register_transaction(transaction!(sign_in).set_on_start())
         .register_transaction(transaction!(plain_turn).set_weight(3)?)
@@ -286,8 +287,15 @@ async fn send(
     let mut response = user.request(goose).await?;
     let reply = match response.response {
         Ok(reply) => reply,
-        Err(_) => {
-            Record::status(0, Some("connection_failed"));
+        Err(e) => {
+            let why = if e.is_timeout() {
+                "timed_out"
+            } else if e.is_connect() {
+                "connection_refused"
+            } else {
+                "connection_closed"
+            };
+            Record::status(0, Some(why));
             return Ok(None);
         }
     };
