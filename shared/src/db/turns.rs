@@ -431,6 +431,17 @@ pub async fn finish(
              RETURNING created_at",
         )
     };
+    // Only a turn that holds calls records them: the statement every other turn runs (and
+    // plans, on a cold backend too) stays as small as it was.
+    let holds = reply
+        .approvals
+        .as_array()
+        .is_some_and(|calls| !calls.is_empty());
+    let hold = if holds {
+        format!("{},", super::approvals::HOLD)
+    } else {
+        String::new()
+    };
     let rows = client
         .query_named(
             &format!(
@@ -442,13 +453,12 @@ pub async fn finish(
                      RETURNING id, message_count
                  ),
                  message AS ({message}),
-                 {},
+                 {hold}
                  turn AS (
                      UPDATE turns SET status = 'completed', assistant_message_id = :message_id, updated_at = now()
                      WHERE id = :turn_id AND EXISTS (SELECT 1 FROM message)
                  )
-                 SELECT created_at FROM message",
-                super::approvals::HOLD
+                 SELECT created_at FROM message"
             ),
             &[
                 ("conversation_id", &conversation_id, Type::UUID),
