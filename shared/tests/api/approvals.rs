@@ -52,6 +52,20 @@ impl TestApp {
     }
 }
 
+/// The model's streamed round asking to delete task 1.
+fn streamed_delete_milk() -> Vec<demo_llm::script::Step> {
+    vec![
+        chunk(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_del",
+                "type": "function", "function": {"name": "delete_task",
+                "arguments": "{\"task_id\":1}"}}]}),
+            Some("tool_calls"),
+        ),
+        usage(),
+        done(),
+    ]
+}
+
 fn approval_of(paused: &Value) -> Value {
     paused["pending_approvals"][0]["approval_id"].clone()
 }
@@ -308,18 +322,8 @@ async fn a_new_message_denies_the_pending_approval_and_the_turn_goes_on() {
 
 #[tokio::test]
 async fn streamed_turns_ask_for_approval_and_continue_in_the_same_message() {
-    let delete_round = vec![
-        chunk(
-            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_del",
-                "type": "function", "function": {"name": "delete_task",
-                "arguments": "{\"task_id\":1}"}}]}),
-            Some("tool_calls"),
-        ),
-        usage(),
-        done(),
-    ];
     let (app, _llm) = app_over(
-        vec![delete_round, text_answer(&["Deleted."])],
+        vec![streamed_delete_milk(), text_answer(&["Deleted."])],
         &[("TOOL_APPROVAL", "delete_task")],
     )
     .await;
@@ -408,18 +412,8 @@ async fn a_turn_that_asks_again_after_an_approval_waits_again_and_each_delete_ru
 
 #[tokio::test]
 async fn the_ai_sdks_answer_runs_the_recorded_arguments_whatever_input_the_client_sends_back() {
-    let delete_round = vec![
-        chunk(
-            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_del",
-                "type": "function", "function": {"name": "delete_task",
-                "arguments": "{\"task_id\":1}"}}]}),
-            Some("tool_calls"),
-        ),
-        usage(),
-        done(),
-    ];
     let (app, llm) = app_over(
-        vec![delete_round, text_answer(&["Deleted."])],
+        vec![streamed_delete_milk(), text_answer(&["Deleted."])],
         &[("TOOL_APPROVAL", "delete_task")],
     )
     .await;

@@ -202,7 +202,8 @@ pub async fn app_over(
     (TestApp::spawn_with(&settings).await, llm)
 }
 
-fn conversation_of(streamed: &Streamed) -> String {
+/// The conversation a streamed turn went to.
+pub fn conversation_of(streamed: &Streamed) -> String {
     streamed.chunks[0]["messageMetadata"]["conversation_id"]
         .as_str()
         .unwrap()

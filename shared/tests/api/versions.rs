@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{TestApp, TestResponse, completion},
-    streaming::{Streamed, app_over, text_answer},
+    streaming::{Streamed, app_over, conversation_of, text_answer},
 };
 
 impl TestApp {
@@ -73,6 +73,13 @@ fn versions(conversation: &Value, index: usize) -> Vec<String> {
 /// The body that regenerates the last answer of `conversation`.
 fn regenerate(conversation: &str) -> Value {
     json!({"conversation_id": conversation, "regenerate": true})
+}
+
+/// An answer that takes 600 ms before it starts, so that another request comes meanwhile.
+fn slow(text: &str) -> Vec<Step> {
+    let mut steps = vec![Step::Pause(Duration::from_millis(600))];
+    steps.extend(text_answer(&[text]));
+    steps
 }
 
 /// A conversation of alice's: "one" answered "A1", then "two" answered "A2".
@@ -391,11 +398,6 @@ async fn a_revision_counts_against_the_rate_limit_like_a_new_message() {
 
 #[tokio::test]
 async fn a_regenerate_racing_a_new_message_is_refused_while_that_turn_runs() {
-    let slow = |text: &str| {
-        let mut steps = vec![Step::Pause(Duration::from_millis(600))];
-        steps.extend(text_answer(&[text]));
-        steps
-    };
     let (app, _llm) = app_over(
         vec![text_answer(&["A1"]), slow("A2"), text_answer(&["R"])],
         &[],
@@ -404,10 +406,7 @@ async fn a_regenerate_racing_a_new_message_is_refused_while_that_turn_runs() {
     let first = app
         .chat_stream("alice", json!({"message": "one"}), None)
         .await;
-    let conversation = first.chunks[0]["messageMetadata"]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conversation = conversation_of(&first);
 
     let (new_message, regenerate) = tokio::join!(
         app.chat_stream(
@@ -432,23 +431,19 @@ async fn a_regenerate_racing_a_new_message_is_refused_while_that_turn_runs() {
 
 #[tokio::test]
 async fn showing_a_version_while_a_turn_runs_is_refused() {
-    let slow = {
-        let mut steps = vec![Step::Pause(Duration::from_millis(600))];
-        steps.extend(text_answer(&["A2 again"]));
-        steps
-    };
     let (app, _llm) = app_over(
-        vec![text_answer(&["A1"]), text_answer(&["A1 again"]), slow],
+        vec![
+            text_answer(&["A1"]),
+            text_answer(&["A1 again"]),
+            slow("A2 again"),
+        ],
         &[],
     )
     .await;
     let first = app
         .chat_stream("alice", json!({"message": "one"}), None)
         .await;
-    let conversation = first.chunks[0]["messageMetadata"]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conversation = conversation_of(&first);
     let old_answer = first.chunks[0]["messageId"].as_str().unwrap().to_owned();
     app.chat_stream("alice", regenerate(&conversation), None)
         .await;
