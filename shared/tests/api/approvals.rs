@@ -66,6 +66,11 @@ fn streamed_delete_milk() -> Vec<demo_llm::script::Step> {
     ]
 }
 
+/// `approvals` answering the one approval `approval_id`.
+fn one_answer(approval_id: &Value, approved: bool) -> Value {
+    json!([{"approval_id": approval_id, "approved": approved}])
+}
+
 fn approval_of(paused: &Value) -> Value {
     paused["pending_approvals"][0]["approval_id"].clone()
 }
@@ -94,7 +99,7 @@ async fn a_delete_waits_for_approval_and_the_approved_call_runs_once_with_its_re
 
     app.llm_script(vec![completion("Deleted milk.")]).await;
     let approval = approval_of(&paused);
-    let answers = json!([{"approval_id": approval, "approved": true}]);
+    let answers = one_answer(&approval, true);
     let (status, done) = app
         .answer("alice", &paused["conversation_id"], answers.clone())
         .await;
@@ -160,22 +165,18 @@ async fn answers_that_match_no_pending_call_are_refused_and_run_nothing() {
         .answer(
             "alice",
             conversation,
-            json!([{"approval_id": uuid::Uuid::new_v4(), "approved": true}]),
+            one_answer(&json!(uuid::Uuid::new_v4()), true),
         )
         .await;
     let other_conversation = app
         .answer(
             "alice",
             conversation,
-            json!([{"approval_id": approval_of(&elsewhere), "approved": true}]),
+            one_answer(&approval_of(&elsewhere), true),
         )
         .await;
     let bob = app
-        .answer(
-            "bob",
-            conversation,
-            json!([{"approval_id": approval, "approved": true}]),
-        )
+        .answer("bob", conversation, one_answer(&approval, true))
         .await;
     let with_arguments = app
         .answer(
@@ -187,18 +188,10 @@ async fn answers_that_match_no_pending_call_are_refused_and_run_nothing() {
         .await;
     let none = app.answer("alice", conversation, json!([])).await;
     let denied = app
-        .answer(
-            "alice",
-            conversation,
-            json!([{"approval_id": approval, "approved": false}]),
-        )
+        .answer("alice", conversation, one_answer(&approval, false))
         .await;
     let approved_after = app
-        .answer(
-            "alice",
-            conversation,
-            json!([{"approval_id": approval, "approved": true}]),
-        )
+        .answer("alice", conversation, one_answer(&approval, true))
         .await;
 
     assert_eq!(
@@ -241,7 +234,7 @@ async fn an_approval_answered_after_it_expired_is_denied() {
         .answer(
             "alice",
             &paused["conversation_id"],
-            json!([{"approval_id": approval_of(&paused), "approved": true}]),
+            one_answer(&approval_of(&paused), true),
         )
         .await;
 
@@ -295,7 +288,7 @@ async fn a_new_message_denies_the_pending_approval_and_the_turn_goes_on() {
         .answer(
             "alice",
             &paused["conversation_id"],
-            json!([{"approval_id": approval_of(&paused), "approved": true}]),
+            one_answer(&approval_of(&paused), true),
         )
         .await;
 
@@ -379,7 +372,7 @@ async fn a_turn_that_asks_again_after_an_approval_waits_again_and_each_delete_ru
         .answer(
             "alice",
             conversation,
-            json!([{"approval_id": approval_of(&paused), "approved": true}]),
+            one_answer(&approval_of(&paused), true),
         )
         .await;
     assert_eq!(status, 200, "{again}");
@@ -393,7 +386,7 @@ async fn a_turn_that_asks_again_after_an_approval_waits_again_and_each_delete_ru
         .answer(
             "alice",
             conversation,
-            json!([{"approval_id": approval_of(&again), "approved": true}]),
+            one_answer(&approval_of(&again), true),
         )
         .await;
 

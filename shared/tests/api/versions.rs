@@ -82,6 +82,13 @@ fn slow(text: &str) -> Vec<Step> {
     steps
 }
 
+/// The body that edits the first message of `conversation` (whose first turn answered
+/// `first`) to "uno".
+fn edit_to_uno(conversation: &str, first: &Value) -> Value {
+    json!({"conversation_id": conversation, "message": "uno",
+           "edit_message_id": first["user_message_id"]})
+}
+
 /// A conversation of alice's: "one" answered "A1", then "two" answered "A2".
 async fn two_turns(app: &TestApp) -> (String, Value, Value) {
     app.llm_script(vec![completion("A1"), completion("A2")])
@@ -133,10 +140,7 @@ async fn editing_a_user_message_runs_from_there_and_keeps_what_followed_it() {
     let (conversation, first, _) = two_turns(&app).await;
     app.llm_script(vec![completion("B1")]).await;
 
-    let edited = app
-        .turn(json!({"conversation_id": conversation, "message": "uno",
-                     "edit_message_id": first["user_message_id"]}))
-        .await;
+    let edited = app.turn(edit_to_uno(&conversation, &first)).await;
 
     assert_eq!(edited["response"], "B1");
     assert_ne!(edited["user_message_id"], first["user_message_id"]);
@@ -170,10 +174,7 @@ async fn showing_another_version_brings_back_its_whole_path_and_keeps_the_one_sh
     let (conversation, first, _) = two_turns(&app).await;
     app.llm_script(vec![completion("B1"), completion("B1 again")])
         .await;
-    let edited = app
-        .turn(json!({"conversation_id": conversation, "message": "uno",
-                     "edit_message_id": first["user_message_id"]}))
-        .await;
+    let edited = app.turn(edit_to_uno(&conversation, &first)).await;
     app.turn(regenerate(&conversation)).await;
     let old = first["user_message_id"].as_str().unwrap();
 
@@ -211,9 +212,7 @@ async fn a_new_message_after_showing_an_old_version_continues_that_path() {
     let (conversation, first, _) = two_turns(&app).await;
     app.llm_script(vec![completion("B1"), completion("A3")])
         .await;
-    app.turn(json!({"conversation_id": conversation, "message": "uno",
-                    "edit_message_id": first["user_message_id"]}))
-        .await;
+    app.turn(edit_to_uno(&conversation, &first)).await;
     let old = first["user_message_id"].as_str().unwrap();
     app.show_version("alice", &conversation, old).await;
 
@@ -299,8 +298,7 @@ async fn keyed_regenerates_and_edits_replay_and_unkeyed_ones_make_new_versions()
     ])
     .await;
     let regenerate = regenerate(&conversation);
-    let edit = json!({"conversation_id": conversation, "message": "uno",
-                      "edit_message_id": first["user_message_id"]});
+    let edit = edit_to_uno(&conversation, &first);
 
     let regenerated = app.chat_with_key("alice", "r-1", regenerate.clone()).await;
     let replayed = app.chat_with_key("alice", "r-1", regenerate.clone()).await;
@@ -574,9 +572,7 @@ async fn deleting_a_conversation_deletes_every_version_of_it() {
     let (conversation, first, _) = two_turns(&app).await;
     app.llm_script(vec![completion("B1"), completion("B1 again")])
         .await;
-    app.turn(json!({"conversation_id": conversation, "message": "uno",
-                    "edit_message_id": first["user_message_id"]}))
-        .await;
+    app.turn(edit_to_uno(&conversation, &first)).await;
     app.turn(regenerate(&conversation)).await;
 
     let deleted = app.delete_conversation("alice", &conversation).await;
