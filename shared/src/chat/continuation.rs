@@ -193,13 +193,13 @@ pub async fn admit(
         .calls
         .iter()
         .filter_map(|held| {
-            let (_, approved, reason) = decided
+            let answer = decided
                 .iter()
-                .find(|(id, _, _)| *id == held.call.approval_id)?;
+                .find(|answer| answer.approval_id == held.call.approval_id)?;
             Some(Decided {
                 call: held.call.clone(),
-                approved: *approved,
-                reason: reason.clone(),
+                approved: answer.approved,
+                reason: answer.reason.clone(),
             })
         })
         .collect();

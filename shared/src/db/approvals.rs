@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -68,30 +69,20 @@ unpaused AS (
 
 /// The calls a paused turn holds, as the finishing statement records them.
 pub fn held(calls: &[PendingCall]) -> Value {
-    Value::Array(
-        calls
-            .iter()
-            .map(|call| {
-                json!({
-                    "id": call.approval_id,
-                    "call_index": call.call_index,
-                    "tool_call_id": call.call_id,
-                    "name": call.name,
-                    "arguments": call.arguments,
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(calls).expect("held calls serialise")
 }
 
-/// A call held for the user's approval.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A call held for the user's approval (in JSON, as [`HOLD`] records it and [`paused`] reads
+/// it back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingCall {
     /// The approval's id.
+    #[serde(rename = "id")]
     pub approval_id: Uuid,
     /// The call's place in the model's round.
     pub call_index: i32,
     /// The model's id for the call.
+    #[serde(rename = "tool_call_id")]
     pub call_id: String,
     /// The tool.
     pub name: String,
@@ -100,9 +91,10 @@ pub struct PendingCall {
 }
 
 /// A held call as stored: pending, or answered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct HeldCall {
     /// The call.
+    #[serde(flatten)]
     pub call: PendingCall,
     /// The answer, once given.
     pub approved: Option<bool>,
@@ -162,25 +154,8 @@ pub async fn paused(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let calls: Vec<Value> = serde_json::from_value(row.get("calls"))
+    let calls: Vec<HeldCall> = serde_json::from_value(row.get("calls"))
         .map_err(|e| DbError::Invariant(format!("held calls: {e}")))?;
-    let calls = calls
-        .into_iter()
-        .map(|c| HeldCall {
-            call: PendingCall {
-                approval_id: c["id"]
-                    .as_str()
-                    .and_then(|id| id.parse().ok())
-                    .unwrap_or_default(),
-                call_index: c["call_index"].as_i64().unwrap_or_default() as i32,
-                call_id: c["tool_call_id"].as_str().unwrap_or_default().to_owned(),
-                name: c["name"].as_str().unwrap_or_default().to_owned(),
-                arguments: c["arguments"].as_str().unwrap_or_default().to_owned(),
-            },
-            approved: c["approved"].as_bool(),
-            reason: c["reason"].as_str().map(str::to_owned),
-        })
-        .collect();
     Ok(Some(PausedTurn {
         assistant_message_id: row.get("id"),
         user_message_id: row.get("user_message_id"),
@@ -218,10 +193,12 @@ pub async fn answered(
     Ok(!rows.is_empty())
 }
 
-/// The user's answer to one held call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The user's answer to one held call (in JSON as the continuing statement takes and
+/// answers it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
     /// The approval answered.
+    #[serde(rename = "id")]
     pub approval_id: Uuid,
     /// Whether the call may run.
     pub approved: bool,
@@ -240,14 +217,9 @@ pub async fn begin_continuation(
     assistant_message_id: Uuid,
     user_message_id: Uuid,
     answers: &[Answer],
-) -> Result<Result<Vec<(Uuid, bool, Option<String>)>, Refusal>, DbError> {
+) -> Result<Result<Vec<Answer>, Refusal>, DbError> {
     let (key, hash) = turn.idempotency.unzip();
-    let answers = Value::Array(
-        answers
-            .iter()
-            .map(|a| json!({"id": a.approval_id, "approved": a.approved, "reason": a.reason}))
-            .collect(),
-    );
+    let answers = serde_json::to_value(answers).expect("answers serialise");
     let rows = client
         .query_named(
             &format!(
@@ -332,16 +304,7 @@ pub async fn begin_continuation(
     if let Err(refusal) = Refusal::of(row)? {
         return Ok(Err(refusal));
     }
-    let decided: Vec<Value> = serde_json::from_value(row.get("decided"))
+    let decided = serde_json::from_value(row.get("decided"))
         .map_err(|e| DbError::Invariant(format!("decided calls: {e}")))?;
-    Ok(Ok(decided
-        .into_iter()
-        .filter_map(|d| {
-            Some((
-                d["id"].as_str()?.parse().ok()?,
-                d["approved"].as_bool()?,
-                d["reason"].as_str().map(str::to_owned),
-            ))
-        })
-        .collect()))
+    Ok(Ok(decided))
 }
