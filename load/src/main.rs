@@ -15,6 +15,7 @@
 mod checks;
 mod faults;
 mod record;
+mod report;
 mod users;
 
 use std::time::{Duration, Instant};
@@ -87,9 +88,9 @@ async fn main() -> Result<(), GooseError> {
 
     let record = Record::take();
     let outcome = checks::run(&settings.database_url, &record).await;
-    let report = record::report(&settings, &record, &injected, &outcome, &metrics, elapsed);
+    let report = report::report(&settings, &record, &injected, &outcome, &metrics, elapsed);
     println!("{report}");
-    record::write_to_benchmarks(&report);
+    report::write_to_benchmarks(&report);
     if !outcome.violations.is_empty() {
         eprintln!(
             "load: invariant violations:\n{}",
