@@ -35,10 +35,24 @@ pub(super) const HOLD: &str = "held AS (
     WHERE EXISTS (SELECT 1 FROM message)
 )";
 
+/// The tool calls of waiting message `m` (its `tool_calls`) with every call still waiting
+/// denied because the user moved on: how a message that no longer waits keeps them.
+pub(super) const MOVED_ON_CALLS: &str = r#"(
+    SELECT coalesce(jsonb_agg(CASE
+               WHEN e ? 'approval' AND NOT (e -> 'approval' ? 'approved') THEN e
+                   || jsonb_build_object(
+                          'approval', (e -> 'approval')
+                              || '{"approved": false, "reason": "The user moved on."}',
+                          'result', '{"success": false, "denied": true,
+                              "message": "The user moved on; this call did not run."}'::jsonb)
+               ELSE e END ORDER BY n), '[]'::jsonb)
+    FROM jsonb_array_elements(m.tool_calls) WITH ORDINALITY AS t(e, n)
+)"#;
+
 /// CTEs that deny the calls still waiting in `:conversation_id` once its `claimed` CTE has
-/// started another turn (the user moved on), and mark them so in the waiting message, unless
-/// its seq is `kept_from` (an SQL expression) or later: a revision keeps that part as it was,
-/// in a version.
+/// started another turn or shown another version (the user moved on), and mark them so in
+/// the waiting message, unless its seq is `kept_from` (an SQL expression) or later: a
+/// statement that moves that part into a branch marks it there (`archive_from_claimed`).
 pub(super) fn supersede_pending(kept_from: &str) -> String {
     format!(
         "superseded AS (
@@ -48,18 +62,7 @@ pub(super) fn supersede_pending(kept_from: &str) -> String {
 ),
 unpaused AS (
     UPDATE messages m
-    SET finish_reason = 'stop', paused = NULL,
-        tool_calls = (
-            SELECT coalesce(jsonb_agg(CASE
-                       WHEN e ? 'approval' AND NOT (e -> 'approval' ? 'approved') THEN e
-                           || jsonb_build_object(
-                                  'approval', (e -> 'approval')
-                                      || '{{\"approved\": false, \"reason\": \"The user moved on.\"}}',
-                                  'result', '{{\"success\": false, \"denied\": true,
-                                      \"message\": \"The user moved on; this call did not run.\"}}'::jsonb)
-                       ELSE e END ORDER BY n), '[]'::jsonb)
-            FROM jsonb_array_elements(m.tool_calls) WITH ORDINALITY AS t(e, n)
-        )
+    SET finish_reason = 'stop', paused = NULL, tool_calls = {MOVED_ON_CALLS}
     WHERE m.conversation_id = :conversation_id AND m.finish_reason = 'approval_required'
       AND m.branch_id IS NULL AND m.seq < {kept_from}
       AND EXISTS (SELECT 1 FROM claimed)

@@ -26,7 +26,7 @@ use super::{
     approvals::supersede_pending,
     claim::{LEASE_FREE, RETRY_AFTER, rate_cte},
     messages::FinishReason,
-    versions::ARCHIVE_FROM_CLAIMED,
+    versions::archive_from_claimed,
 };
 use crate::auth::UserId;
 
@@ -282,7 +282,7 @@ pub async fn begin_revision(
                         (SELECT id FROM asked) AS user_message_id,
                         (SELECT content FROM asked) AS user_message",
                 rate_cte("FROM eligible"),
-                ARCHIVE_FROM_CLAIMED,
+                archive_from_claimed(),
                 supersede_pending("(SELECT position FROM claimed)")
             ),
             &[

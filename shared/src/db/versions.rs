@@ -10,14 +10,22 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::{Client, DbError, claim::LEASE_FREE};
+use super::{
+    Client, DbError,
+    approvals::{MOVED_ON_CALLS, supersede_pending},
+    claim::LEASE_FREE,
+};
 use crate::auth::UserId;
 
 /// CTEs that keep the active path from `claimed.position` on as a new branch `:branch_id`
 /// (when there is anything there), with the branches that forked from it: a statement that
 /// replaces part of the path (a regenerate, an edit, a switch) runs them once its `claimed`
-/// CTE has taken the conversation.
-pub(super) const ARCHIVE_FROM_CLAIMED: &str = "branch AS (
+/// CTE has taken the conversation, with [`supersede_pending`] from that position. A message
+/// that waited for the user's approval is kept as not waiting, its calls denied: only the
+/// path shown can be answered, and a version shown again must not offer a dead answer.
+pub(super) fn archive_from_claimed() -> String {
+    format!(
+        "branch AS (
     INSERT INTO message_branches (id, conversation_id, position)
     SELECT :branch_id, :conversation_id, position FROM claimed
     WHERE EXISTS (
@@ -27,7 +35,13 @@ pub(super) const ARCHIVE_FROM_CLAIMED: &str = "branch AS (
     RETURNING id, position
 ),
 archived AS (
-    UPDATE messages m SET branch_id = branch.id FROM branch
+    UPDATE messages m
+    SET branch_id = branch.id, paused = NULL,
+        finish_reason = CASE WHEN m.finish_reason = 'approval_required' THEN 'stop'
+                             ELSE m.finish_reason END,
+        tool_calls = CASE WHEN m.finish_reason = 'approval_required' THEN {MOVED_ON_CALLS}
+                          ELSE m.tool_calls END
+    FROM branch
     WHERE m.conversation_id = :conversation_id AND m.branch_id IS NULL
       AND m.seq >= branch.position
 ),
@@ -35,7 +49,9 @@ nested AS (
     UPDATE message_branches n SET within = branch.id FROM branch
     WHERE n.conversation_id = :conversation_id AND n.within IS NULL
       AND n.position > branch.position
-)";
+)"
+    )
+}
 
 /// What a switch to another version did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +104,7 @@ pub async fn switch(
                      RETURNING target.position
                  ),
                  {},
+                 {},
                  restored AS (
                      UPDATE messages SET branch_id = NULL
                      WHERE branch_id = (SELECT branch FROM target)
@@ -113,7 +130,8 @@ pub async fn switch(
                             WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'version_not_found'
                             ELSE 'busy'
                         END AS outcome",
-                ARCHIVE_FROM_CLAIMED
+                archive_from_claimed(),
+                supersede_pending("(SELECT position FROM claimed)")
             ),
             &[
                 ("conversation_id", &conversation_id, Type::UUID),

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::{
     helpers::{TestApp, completion, tool_calls},
     streaming::{Streamed, app_over, chunk, done, text_answer, usage},
+    versions::regenerate,
 };
 
 /// An app whose model's deletes wait for approval, with alice's tasks "milk" (1) and
@@ -41,6 +42,13 @@ impl TestApp {
             )
             .await;
         (answered.status, answered.body)
+    }
+
+    /// Alice approves the call her turn `paused` holds.
+    async fn approve(&self, paused: &Value) -> (u16, Value) {
+        let answers = one_answer(&approval_of(paused), true);
+        self.answer("alice", &paused["conversation_id"], answers)
+            .await
     }
 
     async fn titles(&self) -> Vec<String> {
@@ -230,13 +238,7 @@ async fn an_approval_answered_after_it_expired_is_denied() {
         .unwrap();
     app.llm_script(vec![completion("It expired.")]).await;
 
-    let (status, done) = app
-        .answer(
-            "alice",
-            &paused["conversation_id"],
-            one_answer(&approval_of(&paused), true),
-        )
-        .await;
+    let (status, done) = app.approve(&paused).await;
 
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["tool_calls"][0]["approval"]["approved"], false);
@@ -284,13 +286,7 @@ async fn a_new_message_denies_the_pending_approval_and_the_turn_goes_on() {
             json!({"message": "never mind", "conversation_id": paused["conversation_id"]}),
         )
         .await;
-    let late = app
-        .answer(
-            "alice",
-            &paused["conversation_id"],
-            one_answer(&approval_of(&paused), true),
-        )
-        .await;
+    let late = app.approve(&paused).await;
 
     assert_eq!(next.status, 200, "{}", next.body);
     let read = app
@@ -311,6 +307,134 @@ async fn a_new_message_denies_the_pending_approval_and_the_turn_goes_on() {
         (409, &json!("approval_already_answered"))
     );
     assert_eq!(app.titles().await.len(), 2);
+}
+
+/// Asserts that `message` no longer waits: its held call is denied because the user moved on.
+fn denied_as_moved_on(message: &Value) {
+    assert_eq!(message["finish_reason"], "stop", "{message}");
+    let call = &message["tool_calls"][0];
+    assert_eq!(call["approval"]["approved"], false, "{message}");
+    assert_eq!(call["approval"]["reason"], "The user moved on.");
+    assert_eq!(call["result"]["denied"], true);
+}
+
+#[tokio::test]
+async fn a_regenerate_while_a_call_waits_denies_it_and_its_old_version_no_longer_waits() {
+    let app = app_with_tasks().await;
+    let paused = app.paused_delete().await;
+    let conversation = paused["conversation_id"].as_str().unwrap();
+    let held = paused["assistant_message_id"].as_str().unwrap();
+    app.llm_replies("I left your tasks alone.").await;
+
+    let regenerated = app.chat("alice", regenerate(conversation)).await;
+    let late = app.approve(&paused).await;
+    let old = app.show_version("alice", conversation, held).await;
+
+    assert_eq!(regenerated.status, 200, "{}", regenerated.body);
+    assert_eq!(
+        (late.0, &late.1["error"]),
+        (409, &json!("approval_already_answered"))
+    );
+    assert_eq!(old.status, 200, "{}", old.body);
+    assert_eq!(old.body["messages"][1]["id"], held);
+    denied_as_moved_on(&old.body["messages"][1]);
+    assert_eq!(app.titles().await.len(), 2, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn showing_another_version_while_a_call_waits_denies_it() {
+    let app = app_with_tasks().await;
+    app.llm_script(vec![completion("Hi."), completion("Hello again.")])
+        .await;
+    let first = app.chat("alice", json!({"message": "hello"})).await.body;
+    let conversation = first["conversation_id"].as_str().unwrap();
+    let again = app.chat("alice", regenerate(conversation)).await.body;
+    app.llm_script(vec![delete_milk()]).await;
+    let paused = app
+        .chat(
+            "alice",
+            json!({"message": "delete milk", "conversation_id": conversation}),
+        )
+        .await
+        .body;
+    assert_eq!(paused["finish_reason"], "approval_required", "{paused}");
+    let hi = first["assistant_message_id"].as_str().unwrap();
+
+    let away = app.show_version("alice", conversation, hi).await;
+    let back = app
+        .show_version(
+            "alice",
+            conversation,
+            again["assistant_message_id"].as_str().unwrap(),
+        )
+        .await;
+    let late = app.approve(&paused).await;
+
+    assert_eq!(away.status, 200, "{}", away.body);
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(
+        back.body["messages"][3]["id"],
+        paused["assistant_message_id"]
+    );
+    denied_as_moved_on(&back.body["messages"][3]);
+    assert_eq!(
+        (late.0, &late.1["error"]),
+        (409, &json!("approval_already_answered"))
+    );
+    assert_eq!(app.titles().await.len(), 2, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn migration_v10_repairs_a_version_that_was_archived_while_its_call_waited() {
+    // The state a regenerate left before V10: the old answer in its branch, still waiting,
+    // its approval pending.
+    let app = app_with_tasks().await;
+    let paused = app.paused_delete().await;
+    let conversation = paused["conversation_id"].as_str().unwrap();
+    let held = paused["assistant_message_id"].as_str().unwrap();
+    let held_id: uuid::Uuid = held.parse().unwrap();
+    let db = app.db().await;
+    let waiting = db
+        .query_one(
+            "SELECT tool_calls::text, paused::text FROM messages WHERE id = $1",
+            &[&held_id],
+        )
+        .await
+        .unwrap();
+    let (calls, held_calls): (String, String) = (waiting.get(0), waiting.get(1));
+    app.llm_replies("I left your tasks alone.").await;
+    let regenerated = app.chat("alice", regenerate(conversation)).await;
+    assert_eq!(regenerated.status, 200, "{}", regenerated.body);
+    db.execute(
+        "UPDATE messages SET finish_reason = 'approval_required', tool_calls = $2::text::jsonb,
+             paused = $3::text::jsonb
+         WHERE id = $1",
+        &[&held_id, &calls, &held_calls],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE tool_approvals SET approved = NULL, reason = NULL, answered_at = NULL",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    db.batch_execute(include_str!(
+        "../../../migrations/V10__versions_never_wait.sql"
+    ))
+    .await
+    .unwrap();
+
+    let old = app.show_version("alice", conversation, held).await;
+    assert_eq!(old.status, 200, "{}", old.body);
+    denied_as_moved_on(&old.body["messages"][1]);
+    let late = app.approve(&paused).await;
+    assert_eq!(
+        (late.0, &late.1["error"]),
+        (409, &json!("approval_already_answered"))
+    );
+    assert_eq!(app.titles().await.len(), 2, "nothing was deleted");
 }
 
 #[tokio::test]

@@ -16,7 +16,12 @@ use crate::{
 
 impl TestApp {
     /// `POST /api/{user}/conversations/{conversation}/messages/{message}/show` as `user`.
-    async fn show_version(&self, user: &str, conversation: &str, message: &str) -> TestResponse {
+    pub(crate) async fn show_version(
+        &self,
+        user: &str,
+        conversation: &str,
+        message: &str,
+    ) -> TestResponse {
         let request = self
             .request(
                 Method::POST,
@@ -34,7 +39,7 @@ impl TestApp {
     }
 
     /// The conversation as `alice` reads it.
-    async fn shown(&self, conversation: &str) -> Value {
+    pub(crate) async fn shown(&self, conversation: &str) -> Value {
         let read = self.get_conversation("alice", conversation, &[]).await;
         assert_eq!(read.status, 200, "{}", read.body);
         read.body
@@ -71,7 +76,7 @@ fn versions(conversation: &Value, index: usize) -> Vec<String> {
 }
 
 /// The body that regenerates the last answer of `conversation`.
-fn regenerate(conversation: &str) -> Value {
+pub(crate) fn regenerate(conversation: &str) -> Value {
     json!({"conversation_id": conversation, "regenerate": true})
 }
 
