@@ -87,15 +87,76 @@ pub async fn begin_existing(
     turn: NewTurn<'_>,
     conversation_id: Uuid,
 ) -> Result<Claim, DbError> {
+    // Calls rarely wait for approval, so the usual statement leaves out denying them (less to
+    // plan on every turn) and, when some wait, refuses having written nothing; the statement
+    // that denies them then starts the turn.
+    let claim = match claim_existing(client, turn, conversation_id, Waiting::Refuse).await? {
+        Err(ClaimRefusal::Waiting) => {
+            claim_existing(client, turn, conversation_id, Waiting::Deny).await?
+        }
+        claim => claim,
+    };
+    match claim {
+        Ok(()) => Ok(Ok(())),
+        Err(ClaimRefusal::Other(refusal)) => Ok(Err(refusal)),
+        Err(ClaimRefusal::Waiting) => Err(DbError::Invariant(
+            "a turn that denies waiting calls was refused for them".into(),
+        )),
+    }
+}
+
+/// What a new message does to calls that wait for approval in its conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Refuse to start (nothing written) when any wait.
+    Refuse,
+    /// Deny them (the user moved on) as the turn starts.
+    Deny,
+}
+
+/// Why [`claim_existing`] did not start the turn.
+enum ClaimRefusal {
+    /// Calls wait, and it was told to refuse then.
+    Waiting,
+    Other(Refusal),
+}
+
+/// One statement that starts a turn in an existing conversation, doing `waiting` with calls
+/// that wait for approval there.
+async fn claim_existing(
+    client: &Client,
+    turn: NewTurn<'_>,
+    conversation_id: Uuid,
+    waiting: Waiting,
+) -> Result<Result<(), ClaimRefusal>, DbError> {
+    let (waiting_column, not_waiting, supersede, refuse_waiting) = match waiting {
+        Waiting::Refuse => (
+            ", EXISTS (
+                           SELECT 1 FROM messages
+                           WHERE conversation_id = :conversation_id
+                             AND finish_reason = 'approval_required' AND branch_id IS NULL
+                       ) AS waiting",
+            "AND NOT waiting",
+            String::new(),
+            "WHEN (SELECT waiting AND free FROM existing) THEN 'waiting'",
+        ),
+        Waiting::Deny => (
+            "",
+            "",
+            format!("{},", supersede_pending(&i32::MAX.to_string())),
+            "",
+        ),
+    };
     let (key, hash) = turn.idempotency.unzip();
     let rows = client
         .query_named(
             &format!(
                 "WITH existing AS (
                      SELECT {LEASE_FREE} AS free, message_count + 2 <= :max_messages AS room
+                            {waiting_column}
                      FROM conversations WHERE id = :conversation_id AND user_id = :user
                  ),
-                 eligible AS (SELECT 1 FROM existing WHERE free AND room),
+                 eligible AS (SELECT 1 FROM existing WHERE free AND room {not_waiting}),
                  {},
                  claimed AS (
                      UPDATE conversations c
@@ -113,7 +174,7 @@ pub async fn begin_existing(
                      SELECT :message_id, id, :user, message_count, 'user', :content FROM claimed
                      RETURNING id
                  ),
-                 {},
+                 {supersede}
                  turn AS (
                      INSERT INTO turns (id, user_id, idempotency_key, request_hash,
                                         conversation_id, user_message_id, status)
@@ -124,6 +185,7 @@ pub async fn begin_existing(
                             WHEN EXISTS (SELECT 1 FROM message) THEN NULL
                             WHEN NOT EXISTS (SELECT 1 FROM existing) THEN 'not_found'
                             WHEN NOT (SELECT room FROM existing) THEN 'full'
+                            {refuse_waiting}
                             WHEN NOT EXISTS (SELECT 1 FROM rate) AND EXISTS (SELECT 1 FROM eligible)
                                 THEN 'rate_limited'
                             -- not free, or claimed by a concurrent turn since `existing` read it
@@ -131,7 +193,6 @@ pub async fn begin_existing(
                         END AS refusal,
                         {RETRY_AFTER} AS retry_after",
                 rate_cte("FROM eligible"),
-                supersede_pending(&i32::MAX.to_string())
             ),
             &[
                 ("user", &turn.user.as_str(), Type::TEXT),
@@ -147,7 +208,11 @@ pub async fn begin_existing(
             ],
         )
         .await?;
-    Refusal::of(single(&rows)?)
+    let row = single(&rows)?;
+    if row.get::<_, Option<&str>>("refusal") == Some("waiting") {
+        return Ok(Err(ClaimRefusal::Waiting));
+    }
+    Ok(Refusal::of(row)?.map_err(ClaimRefusal::Other))
 }
 
 /// What a regenerate or an edit replaces.

@@ -309,6 +309,33 @@ async fn a_new_message_denies_the_pending_approval_and_the_turn_goes_on() {
     assert_eq!(app.titles().await.len(), 2);
 }
 
+#[tokio::test]
+async fn a_new_message_while_a_call_waits_counts_once_against_the_rate_limit() {
+    let app = TestApp::spawn_with(&[
+        ("TOOL_APPROVAL", "delete_task"),
+        ("RATE_LIMIT_PER_MINUTE", "2"),
+    ])
+    .await;
+    app.seed_task("alice", "milk", false).await;
+    let paused = app.paused_delete().await;
+    app.llm_replies("Sure.").await;
+    let moved_on = json!({"message": "never mind", "conversation_id": paused["conversation_id"]});
+
+    let next = app.chat("alice", moved_on.clone()).await;
+    let third = app.chat("alice", moved_on).await;
+
+    assert_eq!(
+        next.status, 200,
+        "the second turn of the minute: {}",
+        next.body
+    );
+    assert_eq!(
+        (third.status, &third.body["error"]),
+        (429, &json!("rate_limited"))
+    );
+    assert_eq!(app.count("messages").await, 4);
+}
+
 /// Asserts that `message` no longer waits: its held call is denied because the user moved on.
 fn denied_as_moved_on(message: &Value) {
     assert_eq!(message["finish_reason"], "stop", "{message}");
