@@ -121,7 +121,37 @@ async fn run(
     params: &[(&(dyn ToSql + Sync), Type)],
     journal: Option<&JournalEntry<'_>>,
 ) -> Result<Value, DbError> {
-    let n = params.len();
+    let mut all: Vec<(&(dyn ToSql + Sync), Type)> = params.to_vec();
+    // A turn without a journal leaves the journal's insert out: nothing more to plan.
+    let step = match journal {
+        Some(entry) => {
+            let t = all.len() + 1;
+            all.extend([
+                (&entry.turn_id as &(dyn ToSql + Sync), Type::UUID),
+                (&entry.round, Type::INT4),
+                (&entry.call_index, Type::INT4),
+                (&entry.round_message, Type::JSONB),
+                (&entry.call_id, Type::TEXT),
+                (&entry.name, Type::TEXT),
+                (&entry.arguments, Type::TEXT),
+            ]);
+            format!(
+                ",
+         step AS (
+             INSERT INTO turn_steps (turn_id, round, call_index, round_message, call_id, name,
+                                     arguments, outcome)
+             SELECT ${t}, ${}, ${}, ${}, ${}, ${}, ${}, outcome FROM outcome
+         )",
+                t + 1,
+                t + 2,
+                t + 3,
+                t + 4,
+                t + 5,
+                t + 6,
+            )
+        }
+        None => String::new(),
+    };
     let sql = format!(
         "WITH effect AS ({effect}),
          outcome AS (
@@ -129,40 +159,9 @@ async fn run(
                         jsonb_agg(to_jsonb(effect) ORDER BY effect.created_at DESC, effect.id DESC),
                         '[]'::jsonb)) || {facts} AS outcome
              FROM effect
-         ),
-         step AS (
-             INSERT INTO turn_steps (turn_id, round, call_index, round_message, call_id, name,
-                                     arguments, outcome)
-             SELECT ${t}, ${}, ${}, ${}, ${}, ${}, ${}, outcome
-             FROM outcome WHERE ${t}::uuid IS NOT NULL
-         )
-         SELECT outcome FROM outcome",
-        n + 2,
-        n + 3,
-        n + 4,
-        n + 5,
-        n + 6,
-        n + 7,
-        t = n + 1,
+         ){step}
+         SELECT outcome FROM outcome"
     );
-    let entry = journal.copied();
-    let turn_id = entry.map(|j| j.turn_id);
-    let round = entry.map(|j| j.round);
-    let call_index = entry.map(|j| j.call_index);
-    let round_message = entry.and_then(|j| j.round_message);
-    let call_id = entry.map(|j| j.call_id);
-    let name = entry.map(|j| j.name);
-    let arguments = entry.map(|j| j.arguments);
-    let mut all: Vec<(&(dyn ToSql + Sync), Type)> = params.to_vec();
-    all.extend([
-        (&turn_id as &(dyn ToSql + Sync), Type::UUID),
-        (&round, Type::INT4),
-        (&call_index, Type::INT4),
-        (&round_message, Type::JSONB),
-        (&call_id, Type::TEXT),
-        (&name, Type::TEXT),
-        (&arguments, Type::TEXT),
-    ]);
     let rows = client.query(&sql, &all).await?;
     Ok(rows
         .first()
