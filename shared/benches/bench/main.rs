@@ -1172,6 +1172,15 @@ const NOTES: &str = "
   by every function for Postgres, is nearly all of it. Two interleaved pairs of cold-start
   runs, the release binaries from before the redesign (`BENCH_BIN_DIR`) against these, gave
   medians within each other's noise.
+- Cold starts and approvals (this round): chat's cold start had grown to 5 to 7 ms above the
+  other functions. The profile (below, under what is left) put the gap in the first
+  statements of a never-used Postgres backend, which a cold function behind Neon's pooler
+  does not get; the cold-start rows now measure through a pooler as deployed and show the
+  direct case beside them. Every turn in an existing conversation also planned the denial of
+  calls waiting for approval (its statements' planning: 0.32 ms before approvals, 0.39 and
+  0.54 ms with them); the usual statement now leaves it out and refuses, having written
+  nothing, when calls wait, and only then the one that denies them runs (0.35 ms). A task
+  tool's statement leaves out the journal's insert when the turn keeps no journal.
 
 ## What is left, and why
 
@@ -1188,7 +1197,9 @@ const NOTES: &str = "
   (WAL flush) comes on top. So the turns that add a task or replay a long history sit at
   the 2 ms p50 target rather than under it: across runs of this code on this machine they
   measured 1.75 to 2.8 ms p50 (the plain turn 1.3 to 2.0 ms), meeting the target in some
-  runs and missing it in others; p99 stays far under 10 ms in all of them.
+  runs and missing it in others; p99 stays far under 10 ms in all of them. This round's four
+  full runs: the task turn 2.01 to 2.32 ms, the long conversation's 1.84 to 2.22, the plain
+  turn 1.23 to 1.52, moving together from run to run.
   The fix the profile points to, not done: cached prepared statements (deadpool-postgres'
   `prepare_typed_cached`), which skip parsing and most planning, about half of each
   statement's server time. It needs the pooler to support protocol-level prepared statements
