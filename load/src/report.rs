@@ -125,7 +125,7 @@ pub fn write_to_benchmarks(report: &str) {
         Some(at) => &current[..at],
         None => current.as_str(),
     };
-    let updated = format!("{}\n{report}", kept.trim_end());
+    let updated = format!("{}\n\n{report}", kept.trim_end());
     if let Err(e) = std::fs::write(&path, updated) {
         eprintln!("load: could not write {}: {e}", path.display());
     }
