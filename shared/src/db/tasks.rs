@@ -111,6 +111,21 @@ pub struct JournalEntry<'a> {
     pub arguments: &'a str,
 }
 
+impl JournalEntry<'_> {
+    /// Its values, typed, in the order of `turn_steps`' columns `turn_id` to `arguments`.
+    fn columns(&self) -> [(&(dyn ToSql + Sync), Type); 7] {
+        [
+            (&self.turn_id, Type::UUID),
+            (&self.round, Type::INT4),
+            (&self.call_index, Type::INT4),
+            (&self.round_message, Type::JSONB),
+            (&self.call_id, Type::TEXT),
+            (&self.name, Type::TEXT),
+            (&self.arguments, Type::TEXT),
+        ]
+    }
+}
+
 /// Runs `effect` (whose parameters are `params`) and returns the outcome
 /// `{"rows": [...]}` merged with the JSON object `facts` (an SQL expression, evaluated on
 /// the statement's snapshot); with `journal`, records the outcome in the same statement.
@@ -126,15 +141,7 @@ async fn run(
     let step = match journal {
         Some(entry) => {
             let t = all.len() + 1;
-            all.extend([
-                (&entry.turn_id as &(dyn ToSql + Sync), Type::UUID),
-                (&entry.round, Type::INT4),
-                (&entry.call_index, Type::INT4),
-                (&entry.round_message, Type::JSONB),
-                (&entry.call_id, Type::TEXT),
-                (&entry.name, Type::TEXT),
-                (&entry.arguments, Type::TEXT),
-            ]);
+            all.extend(entry.columns());
             format!(
                 ",
          step AS (
@@ -343,15 +350,10 @@ pub async fn record_refusal(
                                      arguments, outcome)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                (&journal.turn_id, Type::UUID),
-                (&journal.round, Type::INT4),
-                (&journal.call_index, Type::INT4),
-                (&journal.round_message, Type::JSONB),
-                (&journal.call_id, Type::TEXT),
-                (&journal.name, Type::TEXT),
-                (&journal.arguments, Type::TEXT),
-                (&outcome, Type::JSONB),
-            ],
+                journal.columns().as_slice(),
+                &[(&outcome as &(dyn ToSql + Sync), Type::JSONB)],
+            ]
+            .concat(),
         )
         .await?;
     Ok(())
